@@ -1,0 +1,1 @@
+"""act: reports for marketing and alerts for brand teams, read from the warehouse."""

@@ -1,0 +1,1 @@
+"""collect: one module per source; each turns API pages into typed records with a cursor."""

@@ -1,0 +1,1 @@
+"""Prefect flows: thin wiring of the rooms' functions into tasks."""

@@ -1,0 +1,1 @@
+"""rank: the interaction graph and explained influence scores."""

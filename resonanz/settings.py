@@ -1,0 +1,125 @@
+"""Configuration, declared once and layered.
+
+Order, lowest to highest: the bundled `defaults.toml` (works offline on the sample data) →
+the user's `resonanz.toml` (or the file named by `RESONANZ_CONFIG`) → environment variables
+`RESONANZ_*` (nested with `__`, e.g. `RESONANZ_GRAPH__DAMPING=0.9`) → explicit overrides
+(flow parameters, CLI flags). Secrets are `SecretStr`: they print as `**********` and are
+read only from the environment or a Prefect Secret block, never from a file in the repo.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_DEFAULTS = Path(__file__).with_name("defaults.toml")
+SAMPLE_DIR = Path(__file__).with_name("sample")
+
+
+class Brand(BaseModel):
+    """A tracked brand, product or competitor and the ways people write it."""
+
+    name: str
+    kind: Literal["brand", "product", "competitor"] = "brand"
+    owner: str | None = None  # for a product: the brand it belongs to
+    aliases: list[str] = Field(default_factory=list)  # spellings in EN and DE, matched case-insensitively
+    handles: list[str] = Field(default_factory=list)  # account handles without "@"
+    hashtags: list[str] = Field(default_factory=list)  # without "#"
+
+
+class SourceSpec(BaseModel):
+    """One stream to collect: a connector and what to ask it for."""
+
+    name: str  # unique, used as the cursor key
+    connector: str  # "x_replay", "x", "rss", "reddit", ...
+    stream: str  # query, feed URL or path, subreddit, recorded-sample folder
+    options: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+
+
+class GraphSettings(BaseModel):
+    # Weights per interaction kind: a repost or quote spreads a voice further than a mention.
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"reply": 1.0, "repost": 2.0, "quote": 2.0, "mention": 0.5, "link": 0.5}
+    )
+    damping: float = 0.85
+    half_life_days: float = 30.0
+    top_n: int = 10
+
+
+class AlertSettings(BaseModel):
+    # Fire when a brand's share of negative posts in the window exceeds this, with enough volume.
+    negative_share_threshold: float = 0.4
+    min_posts: int = 20
+    crisis_terms: list[str] = Field(default_factory=list)
+
+
+class SmtpSettings(BaseModel):
+    host: str | None = None
+    port: int = 587
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "resonanz@localhost"
+    recipients: list[str] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RESONANZ_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file=[BUNDLED_DEFAULTS, Path("resonanz.toml")],
+    )
+
+    duckdb_path: Path = Path("resonanz.duckdb")
+    report_dir: Path = Path("reports")
+    prefect_home: Path = Path(".prefect")
+    brands: list[Brand] = Field(default_factory=list)
+    sources: list[SourceSpec] = Field(default_factory=list)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    # Secrets: environment only (or a Prefect Secret block of the same name, see flows/secrets.py).
+    x_bearer_token: SecretStr | None = None
+    reddit_client_id: SecretStr | None = None
+    reddit_client_secret: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, deep_merge=True)
+        return (init_settings, env_settings, toml)
+
+    def source(self, name: str) -> SourceSpec:
+        for spec in self.sources:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise KeyError(f"no source named {name!r} (configured: {known})")
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from the layers; `config_file` replaces ./resonanz.toml as the user file."""
+    user_file = Path(config_file or os.environ.get("RESONANZ_CONFIG", "resonanz.toml"))
+    layered = type(
+        "LayeredSettings",
+        (Settings,),
+        {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": [BUNDLED_DEFAULTS, user_file]})},
+    )
+    return Settings.model_validate(layered(**overrides).model_dump())
