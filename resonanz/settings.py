@@ -73,6 +73,13 @@ class SmtpSettings(BaseModel):
     recipients: list[str] = Field(default_factory=list)
 
 
+class CrmSettings(BaseModel):
+    # CSV exports; `bundled:` paths point into the package's sample folder.
+    customers_csv: str | None = None
+    identities_csv: str | None = None
+    crm_source: str = "crm"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESONANZ_",
@@ -89,6 +96,7 @@ class Settings(BaseSettings):
     graph: GraphSettings = Field(default_factory=GraphSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
     # Secrets: environment only (or a Prefect Secret block of the same name, see flows/secrets.py).
     x_bearer_token: SecretStr | None = None
     reddit_client_id: SecretStr | None = None
@@ -114,6 +122,14 @@ class Settings(BaseSettings):
         raise KeyError(f"no source named {name!r} (configured: {known})")
 
 
+def resolve_path(value: str | Path) -> Path:
+    """Resolve `bundled:<relative path>` into the package's sample folder; other paths as given."""
+    text = str(value)
+    if text.startswith("bundled:"):
+        return SAMPLE_DIR / text.removeprefix("bundled:")
+    return Path(text)
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Build settings from the layers; `config_file` replaces ./resonanz.toml as the user file."""
     user_file = Path(config_file or os.environ.get("RESONANZ_CONFIG", "resonanz.toml"))
@@ -122,4 +138,4 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         (Settings,),
         {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": [BUNDLED_DEFAULTS, user_file]})},
     )
-    return Settings.model_validate(layered(**overrides).model_dump())
+    return layered(**overrides)

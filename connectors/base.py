@@ -1,0 +1,56 @@
+"""The connector contract and the named errors every connector may raise."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+from connectors.records import Cursor, Page
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """A source of pages: each page is stored with its cursor in one transaction."""
+
+    name: str  # platform written on every record, e.g. "x", "rss"
+    version: str
+
+    def fetch(self, cursor: Cursor | None) -> Iterator[Page]:
+        """Yield pages after `cursor` (from the start if None), oldest stored first."""
+        ...
+
+
+class ConnectorError(Exception):
+    """Base for the known conditions a connector reports (counted, not crashes)."""
+
+
+class MissingCredential(ConnectorError):
+    """A credential needed for a live source is not configured."""
+
+    def __init__(self, what: str, env_var: str) -> None:
+        super().__init__(f"{what} is not set: export {env_var}=... (or create the Prefect Secret block of that name)")
+        self.env_var = env_var
+
+
+class RateLimited(ConnectorError):
+    """The API refused because of a rate limit and waiting longer than allowed would be needed."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotFound(ConnectorError):
+    """The requested stream (feed, folder, user, subreddit) does not exist."""
+
+
+class Forbidden(ConnectorError):
+    """The credential is valid but not allowed to read this stream."""
+
+
+class MalformedPayload(ConnectorError):
+    """A whole response body could not be parsed (pieces of a page go to quarantine instead)."""
+
+
+class TransientError(ConnectorError):
+    """A server or network error persisted after all retries."""

@@ -1,0 +1,180 @@
+"""What the later stages read from and write to the warehouse: enrichment, ranking, alerts, runs.
+
+Reads return Arrow tables (zero-copy out of DuckDB); writes take the rooms' record dataclasses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from warehouse.arrow import TIMESTAMP, records_to_arrow
+from warehouse.db import transaction
+from warehouse.load import dedupe_last, upsert
+
+ANNOTATION_SCHEMA = pa.schema(
+    [("source", pa.string()), ("post_id", pa.string()), ("task", pa.string()), ("label", pa.string()),
+     ("score", pa.float64()), ("model_name", pa.string()), ("model_version", pa.string()),
+     ("annotated_at", TIMESTAMP)]
+)
+ENTITY_SCHEMA = pa.schema(
+    [("source", pa.string()), ("post_id", pa.string()), ("start_char", pa.int32()), ("end_char", pa.int32()),
+     ("label", pa.string()), ("text", pa.string()), ("model_name", pa.string()), ("model_version", pa.string())]
+)
+BRAND_MENTION_SCHEMA = pa.schema(
+    [("source", pa.string()), ("post_id", pa.string()), ("brand", pa.string()), ("brand_kind", pa.string()),
+     ("matched_text", pa.string()), ("start_char", pa.int32()), ("sentiment", pa.string())]
+)
+SCORE_SCHEMA = pa.schema(
+    [("as_of", TIMESTAMP), ("source", pa.string()), ("account_id", pa.string()), ("rank", pa.int32()),
+     ("score", pa.float64()), ("pagerank", pa.float64()), ("in_degree", pa.float64()),
+     ("out_degree", pa.float64()), ("explanation", pa.string()), ("factors", pa.string()),
+     ("run_id", pa.string())]
+)
+ALERT_SCHEMA = pa.schema(
+    [("alert_id", pa.string()), ("rule", pa.string()), ("subject", pa.string()), ("severity", pa.string()),
+     ("window_start", TIMESTAMP), ("window_end", TIMESTAMP), ("message", pa.string()),
+     ("evidence", pa.string()), ("fired_at", TIMESTAMP)]
+)
+
+
+# ---- enrich -------------------------------------------------------------------------------
+
+def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:
+    """Posts missing an annotation for some task, or annotated by another model version.
+
+    `model_versions` maps task → "model_name@version" as the enricher reports it; a changed
+    model therefore re-enriches exactly the posts it affects.
+    """
+    wanted = pa.table({"task": list(model_versions), "version": list(model_versions.values())})
+    con.register("_wanted", wanted)
+    try:
+        return con.execute(
+            """
+            SELECT p.source, p.post_id, p.text, p.lang_hint
+            FROM posts p
+            WHERE EXISTS (
+                SELECT 1 FROM _wanted w
+                LEFT JOIN annotations a
+                  ON a.source = p.source AND a.post_id = p.post_id AND a.task = w.task
+                WHERE a.task IS NULL OR a.model_name || '@' || a.model_version <> w.version
+            )
+            ORDER BY p.source, p.post_id
+            """
+        ).arrow()
+    finally:
+        con.unregister("_wanted")
+
+
+def save_enrichment(
+    con: duckdb.DuckDBPyConnection,
+    post_keys: Sequence[tuple[str, str]],
+    annotations: Sequence[Any],
+    entities: Sequence[Any],
+    brand_mentions: Sequence[Any],
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Replace the enrichment of the given posts in one transaction."""
+    now = now or datetime.now(UTC)
+    annotations = dedupe_last(annotations, ("source", "post_id", "task"))
+    entities = dedupe_last(entities, ("source", "post_id", "start_char", "end_char", "label"))
+    brand_mentions = dedupe_last(brand_mentions, ("source", "post_id", "brand", "start_char"))
+    keys = pa.table({"source": [k[0] for k in post_keys], "post_id": [k[1] for k in post_keys]})
+    with transaction(con):
+        con.register("_enriched", keys)
+        try:
+            # Spans and mentions are sets per post: a new model may find different ones.
+            for table in ("entities", "brand_mentions"):
+                con.execute(
+                    f"DELETE FROM {table} t USING _enriched k WHERE t.source = k.source AND t.post_id = k.post_id"
+                )
+        finally:
+            con.unregister("_enriched")
+        upsert(con, "annotations", records_to_arrow(annotations, ANNOTATION_SCHEMA, {"annotated_at": now}),
+               ("source", "post_id", "task"))
+        upsert(con, "entities", records_to_arrow(entities, ENTITY_SCHEMA),
+               ("source", "post_id", "start_char", "end_char", "label"))
+        upsert(con, "brand_mentions", records_to_arrow(brand_mentions, BRAND_MENTION_SCHEMA),
+               ("source", "post_id", "brand", "start_char"))
+    return {"annotations": len(annotations), "entities": len(entities), "brand_mentions": len(brand_mentions)}
+
+
+# ---- rank ---------------------------------------------------------------------------------
+
+def interactions_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return con.execute(
+        "SELECT source, kind, src_account_id, dst_account_id, post_id, target_post_id, created_at "
+        "FROM interactions ORDER BY source, kind, src_account_id, dst_account_id, post_id"
+    ).arrow()
+
+
+def post_signals(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """Per post: author, whether it concerns a tracked brand, its sentiment and language."""
+    return con.execute(
+        """
+        SELECT p.source, p.post_id, p.author_id,
+               EXISTS (SELECT 1 FROM brand_mentions b WHERE b.source = p.source AND b.post_id = p.post_id)
+                   AS brand_related,
+               s.label AS sentiment,
+               l.label AS lang
+        FROM posts p
+        LEFT JOIN annotations s ON s.source = p.source AND s.post_id = p.post_id AND s.task = 'sentiment'
+        LEFT JOIN annotations l ON l.source = p.source AND l.post_id = p.post_id AND l.task = 'language'
+        ORDER BY p.source, p.post_id
+        """
+    ).arrow()
+
+
+def accounts_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    return con.execute(
+        "SELECT source, account_id, handle, display_name, followers_count FROM accounts ORDER BY source, account_id"
+    ).arrow()
+
+
+def save_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Any], run_id: str) -> int:
+    """Store one ranking; a re-ranking of the same data window (same as_of) replaces it."""
+    if not scores:
+        return 0
+    as_of = {s.as_of for s in scores}
+    batch = records_to_arrow(scores, SCORE_SCHEMA, {"run_id": run_id})
+    with transaction(con):
+        con.register("_as_of", pa.table({"as_of": pa.array(sorted(as_of), TIMESTAMP)}))
+        try:
+            con.execute("DELETE FROM influence_scores s USING _as_of a WHERE s.as_of = a.as_of")
+        finally:
+            con.unregister("_as_of")
+        upsert(con, "influence_scores", batch, ("as_of", "source", "account_id"))
+    return batch.num_rows
+
+
+# ---- act ----------------------------------------------------------------------------------
+
+def save_alerts(con: duckdb.DuckDBPyConnection, alerts: Sequence[Any]) -> int:
+    """Store fired alerts; an alert id seen before is not stored (or delivered) again."""
+    if not alerts:
+        return 0
+    known = {row[0] for row in con.execute("SELECT alert_id FROM alerts").fetchall()}
+    fresh = [a for a in dedupe_last(alerts, ("alert_id",)) if a.alert_id not in known]
+    upsert(con, "alerts", records_to_arrow(fresh, ALERT_SCHEMA), ("alert_id",), update=False)
+    return len(fresh)
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str) -> None:
+    con.execute(
+        "INSERT INTO pipeline_runs VALUES (?, ?, ?, NULL, 'running', NULL) ON CONFLICT (run_id) DO NOTHING",
+        [run_id, flow, datetime.now(UTC)],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, status: str, counts: dict[str, Any]) -> None:
+    con.execute(
+        "UPDATE pipeline_runs SET finished_at = ?, status = ?, counts = ? WHERE run_id = ?",
+        [datetime.now(UTC), status, json.dumps(counts, sort_keys=True, default=str), run_id],
+    )
