@@ -28,7 +28,7 @@ class MissingCredential(ConnectorError):
     """A credential needed for a live source is not configured."""
 
     def __init__(self, what: str, env_var: str) -> None:
-        super().__init__(f"{what} is not set: export {env_var}=... (or create the Prefect Secret block of that name)")
+        super().__init__(f"{what} is not set: export {env_var}=<value> and run again")
         self.env_var = env_var
 
 
@@ -54,3 +54,7 @@ class MalformedPayload(ConnectorError):
 
 class TransientError(ConnectorError):
     """A server or network error persisted after all retries."""
+
+
+class UnknownConnector(ConnectorError, ValueError):
+    """A source names a connector that is not registered."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError
+from connectors.http import HttpStats, rate_limit_wait_seconds
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "x"
@@ -75,7 +79,8 @@ def parse_x_page(body: str, provenance: Provenance, cursor: Cursor) -> Page:
     page.accounts.extend(users.values())
     for error in _as_list(payload.get("errors")):
         # Partial errors (deleted or protected referenced tweets) are kept, not dropped silently.
-        page.quarantined.append(_quarantine(raw, "api error entry", json.dumps(error, ensure_ascii=False)))
+        title = (error.get("title") or error.get("detail") or "unknown") if isinstance(error, dict) else "unknown"
+        page.quarantined.append(_quarantine(raw, f"api error: {title}", json.dumps(error, ensure_ascii=False)))
     return page
 
 
@@ -254,25 +259,36 @@ class XConnector:
     endpoint = "https://api.twitter.com/2/tweets/search/recent"
 
     def __init__(
-        self, query: str, source_name: str, bearer_token: str | None, max_results: int = 100, max_pages: int | None = None
+        self,
+        query: str,
+        source_name: str,
+        bearer_token: str | None,
+        max_results: int = 100,
+        max_pages: int | None = None,
+        *,
+        max_wait: float = 900.0,
+        max_retries: int = 3,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not bearer_token:
             raise MissingCredential("X bearer token", "RESONANZ_X_BEARER_TOKEN")
         import tweepy  # imported here so replay and RSS users never pay for it
 
         # return_type=requests.Response keeps the body verbatim; tweepy would otherwise re-shape it.
-        import requests
-
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=requests.Response, wait_on_rate_limit=False)
         self.query = query
         self.source_name = source_name
         self.max_results = max_results
         self.max_pages = max_pages
+        self.max_wait = max_wait
+        self.max_retries = max_retries
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = HttpStats()
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Page]:
         """Yield result pages newer than the cursor's since_id, continuing an interrupted run's next_token."""
-        import tweepy
-
         state = dict(cursor.state) if cursor else {}
         since_id: str | None = state.get("since_id")
         next_token: str | None = state.get("next_token")
@@ -287,23 +303,18 @@ class XConnector:
                 params["since_id"] = since_id
             if next_token:
                 params["next_token"] = next_token
-            try:
-                response = self.client.search_recent_tweets(**params)
-            except tweepy.Unauthorized as exc:
-                raise Forbidden(f"X rejected the bearer token (401): check RESONANZ_X_BEARER_TOKEN ({exc})") from exc
-            except tweepy.Forbidden as exc:
-                raise Forbidden(f"X refused the search (403): {exc}") from exc
-            except tweepy.NotFound as exc:
-                raise NotFound(f"X search endpoint not found (404): {exc}") from exc
-            except tweepy.TooManyRequests as exc:
-                reset = exc.response.headers.get("x-rate-limit-reset")
-                raise RateLimited(f"X rate limit reached; resets at epoch {reset}", None) from exc
-            except tweepy.TwitterServerError as exc:
-                raise TransientError(f"X server error: {exc}") from exc
+            response = self._search(params)
             body = response.text
+            provenance = Provenance(
+                source=self.connector, endpoint=f"{self.endpoint}?query={self.query}",
+                retrieved_at=datetime.now(timezone.utc), connector_version=self.version,
+            )
             try:
                 meta = json.loads(body).get("meta", {})
             except (json.JSONDecodeError, AttributeError) as exc:
+                # Keep the body (it lands in quarantine), leave the cursor where it was, then report.
+                unchanged = Cursor(self.source_name, self.query, {k: v for k, v in state.items() if v})
+                yield parse_x_page(body, provenance, unchanged)
                 raise MalformedPayload(f"X returned a body that is not a JSON object: {body[:200]!r}") from exc
             run_newest = run_newest or meta.get("newest_id")
             next_token = meta.get("next_token")
@@ -311,11 +322,42 @@ class XConnector:
                 state = {"since_id": since_id, "next_token": next_token, "run_newest_id": run_newest}
             else:
                 state = {"since_id": run_newest or since_id}
-            provenance = Provenance(
-                source=self.connector, endpoint=f"{self.endpoint}?query={self.query}",
-                retrieved_at=datetime.now(timezone.utc), connector_version=self.version,
-            )
-            yield parse_x_page(body, provenance, Cursor(self.source_name, self.query, {k: v for k, v in state.items() if v}))
+            kept = {key: value for key, value in state.items() if value}
+            yield parse_x_page(body, provenance, Cursor(self.source_name, self.query, kept))
             pages += 1
             if not next_token:
                 return
+
+    def _search(self, params: dict[str, Any]) -> Any:
+        """Call the search endpoint, waiting out rate limits (capped) and retrying server errors."""
+        import tweepy
+
+        attempt = 0
+        waits = 0
+        while True:
+            self.stats.requests += 1
+            try:
+                return self.client.search_recent_tweets(**params)
+            except tweepy.Unauthorized as exc:
+                raise Forbidden(f"X rejected the bearer token (401): check RESONANZ_X_BEARER_TOKEN ({exc})") from exc
+            except tweepy.Forbidden as exc:
+                raise Forbidden(f"X refused the search (403): {exc}") from exc
+            except tweepy.NotFound as exc:
+                raise NotFound(f"X search endpoint not found (404): {exc}") from exc
+            except tweepy.TooManyRequests as exc:
+                wait = rate_limit_wait_seconds(exc.response.headers, self.clock(), 60.0)
+                if wait > self.max_wait or waits >= self.max_retries:
+                    reset = exc.response.headers.get("x-rate-limit-reset")
+                    raise RateLimited(f"X rate limit reached; resets at epoch {reset}", wait) from exc
+                waits += 1
+                self.stats.rate_limit_waits += 1
+                self.stats.waited_seconds += wait
+                self.sleep(wait)
+            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
+                if attempt >= self.max_retries:
+                    raise TransientError(f"X search failed after {attempt + 1} attempts: {exc}") from exc
+                backoff = min(60.0, 2.0**attempt)
+                attempt += 1
+                self.stats.retries += 1
+                self.stats.waited_seconds += backoff
+                self.sleep(backoff)

@@ -118,6 +118,48 @@ def run(
     _print_summary(result)
 
 
+@app.command()
+def collect(
+    config: ConfigOption = None,
+    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")] = None,
+    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+) -> None:
+    """Collect new posts from the configured sources, resuming each from its cursor."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    settings = load_settings(config)
+    prepare_prefect(settings)
+    from connectors.base import ConnectorError  # noqa: PLC0415
+    from flows.collect import collect_sources  # noqa: PLC0415
+    from warehouse.db import WarehouseLocked  # noqa: PLC0415
+
+    names = source or [s.name for s in settings.sources if s.enabled]
+    results: dict[str, dict[str, Any]] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("collecting", total=len(names))
+        for name in names:
+            progress.update(bar, description=f"collecting {name}")
+            try:
+                results.update(collect_sources(
+                    config_file=str(config) if config else None,
+                    duckdb_path=str(duckdb_path) if duckdb_path else None,
+                    sources=[name],
+                ))
+            except (ConnectorError, WarehouseLocked, KeyError) as exc:
+                console.print(f"[red]error:[/red] {name}: {exc}")
+                results[name] = {"error": str(exc)}
+            progress.advance(bar)
+    table = Table(title="Collected")
+    for col in ("source", "pages", "posts", "accounts", "interactions", "quarantine"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, counts in results.items():
+        table.add_row(name, *(str(counts.get(k, "-")) for k in ("pages", "posts", "accounts", "interactions", "quarantine")))
+    console.print(table)
+    if any("error" in c for c in results.values()):
+        raise typer.Exit(2)
+
+
 @sources_app.command("list")
 def sources_list(config: ConfigOption = None) -> None:
     """List the configured sources and the connectors available."""

@@ -10,7 +10,6 @@ import argparse
 import csv
 import json
 import re
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,9 +33,9 @@ def mentions_of(text: str) -> list[dict[str, object]]:
 
 def write_pages(folder: Path, tweets: list[dict], users_of: dict[str, dict], parents: dict[str, dict]) -> int:
     """Write tweets as page-NNNN.json search responses with includes and meta; return the page count."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("page-*.json"):  # PROVENANCE.md stays
+        stale.unlink()
     chunks = [tweets[i : i + PAGE_SIZE] for i in range(0, len(tweets), PAGE_SIZE)]
     for number, chunk in enumerate(chunks, start=1):
         handles: dict[str, None] = {}
@@ -116,7 +115,11 @@ def build_germeval(data: Path) -> tuple[int, int]:
     path = data / "conversations_germeval2017_db_de" / "posts.csv"
     rows = [r for r in csv.DictReader(path.open(encoding="utf-8", newline="")) if r["source"] == "twitter"]
     tweets = []
+    seen: set[str] = set()
     for row in rows:
+        if row["post_id"] in seen:  # the dev split lists one tweet twice; a search returns it once
+            continue
+        seen.add(row["post_id"])
         tweet: dict[str, object] = {"id": row["post_id"], "author_id": row["author_handle"], "text": row["text"]}
         if row["created_at"]:
             tweet["created_at"] = iso(datetime.fromisoformat(row["created_at"]))

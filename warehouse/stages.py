@@ -66,7 +66,7 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
             )
             ORDER BY p.source, p.post_id
             """
-        ).arrow()
+        ).to_arrow_table()
     finally:
         con.unregister("_wanted")
 
@@ -110,7 +110,7 @@ def interactions_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.execute(
         "SELECT source, kind, src_account_id, dst_account_id, post_id, target_post_id, created_at "
         "FROM interactions ORDER BY source, kind, src_account_id, dst_account_id, post_id"
-    ).arrow()
+    ).to_arrow_table()
 
 
 def post_signals(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -127,13 +127,13 @@ def post_signals(con: duckdb.DuckDBPyConnection) -> pa.Table:
         LEFT JOIN annotations l ON l.source = p.source AND l.post_id = p.post_id AND l.task = 'language'
         ORDER BY p.source, p.post_id
         """
-    ).arrow()
+    ).to_arrow_table()
 
 
 def accounts_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
     return con.execute(
         "SELECT source, account_id, handle, display_name, followers_count FROM accounts ORDER BY source, account_id"
-    ).arrow()
+    ).to_arrow_table()
 
 
 def save_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Any], run_id: str) -> int:

@@ -1,0 +1,86 @@
+"""Time the demo's stages on the bundled sample: collect (fetch + parse), load, enrich, rank.
+
+Runs the rooms' own functions without Prefect, so each figure is the stage's cost alone.
+Prints posts/second per stage and writes bench/results/pipeline.json.
+Usage: python bench/pipeline.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine_info  # noqa: E402
+
+from connectors.registry import build_connector  # noqa: E402
+from graph.influence import rank_accounts  # noqa: E402
+from nlp.pipeline import Enricher  # noqa: E402
+from nlp.records import PostText  # noqa: E402
+from resonanz.settings import load_settings  # noqa: E402
+from warehouse.db import open_warehouse  # noqa: E402
+from warehouse.load import load_pages  # noqa: E402
+from warehouse.stages import accounts_table, interactions_table, post_signals, save_enrichment, save_scores  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
+
+
+def run_once(workdir: Path) -> dict[str, dict[str, float]]:
+    settings = load_settings(duckdb_path=str(workdir / "bench.duckdb"))
+    stages: dict[str, dict[str, float]] = {}
+
+    started = time.perf_counter()
+    pages = [page for spec in settings.sources for page in build_connector(spec, settings).fetch(None)]
+    n_posts = sum(len(p.posts) for p in pages)
+    stages["collect"] = {"seconds": time.perf_counter() - started, "posts": n_posts}
+
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        started = time.perf_counter()
+        load_pages(con, pages)
+        stages["load"] = {"seconds": time.perf_counter() - started, "posts": n_posts}
+
+        posts = con.execute("SELECT source, post_id, text, lang_hint FROM posts").fetchall()
+        enricher = Enricher(settings.brands)
+        enricher.enrich([PostText(*posts[0])])  # load the models outside the timed part
+        started = time.perf_counter()
+        texts = [PostText(*row) for row in posts]
+        result = enricher.enrich(texts)
+        stages["enrich"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
+        started = time.perf_counter()
+        save_enrichment(con, [(p.source, p.post_id) for p in texts], result.annotations, result.entities,
+                        result.brand_mentions)
+        stages["store_enrichment"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
+
+        started = time.perf_counter()
+        scores = rank_accounts(interactions_table(con), settings.graph, post_signals(con), accounts_table(con))
+        stages["rank"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
+        save_scores(con, scores, "bench")
+    for figures in stages.values():
+        figures["posts_per_second"] = figures["posts"] / figures["seconds"] if figures["seconds"] else 0.0
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the best time per stage is reported")
+    args = parser.parse_args()
+    runs = []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(run_once(Path(tmp)))
+    best = {stage: min((r[stage] for r in runs), key=lambda f: f["seconds"]) for stage in runs[0]}
+    print(f"{'stage':<18}{'posts':>8}{'seconds':>10}{'posts/s':>12}")
+    for stage, f in best.items():
+        print(f"{stage:<18}{int(f['posts']):>8}{f['seconds']:>10.3f}{f['posts_per_second']:>12,.0f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": machine_info(), "repeat": args.repeat, "stages": best}, indent=2))
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The one HTTP client every HTTP connector uses: timeouts, retries with backoff, rate-limit waits, conditional GET."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import Forbidden, MalformedPayload, NotFound, RateLimited, TransientError
+
+USER_AGENT = "resonanz/0.1 (+https://github.com/resonanz; social listening)"
+_RETRY_STATUS = {500, 502, 503, 504}
+
+
+@dataclass(slots=True)
+class HttpStats:
+    """Counters a flow reports in its run statistics."""
+
+    requests: int = 0
+    retries: int = 0  # transient failures (5xx, connection errors, timeouts) retried
+    rate_limit_waits: int = 0
+    waited_seconds: float = 0.0
+    not_modified: int = 0
+
+
+class HttpClient:
+    """A small policy layer over httpx.Client; `sleep` and `clock` are injectable so tests never really wait."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 15.0,
+        max_retries: int = 4,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        max_wait: float = 900.0,
+        max_rate_limit_waits: int = 3,
+        headers: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.max_wait = max_wait
+        self.max_rate_limit_waits = max_rate_limit_waits
+        self.sleep = sleep
+        self.clock = clock
+        self.stats = HttpStats()
+        self._client = httpx.Client(
+            timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})},
+            follow_redirects=True, transport=transport,
+        )
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None, data: dict[str, str] | None = None,
+                auth: tuple[str, str] | None = None) -> httpx.Response:
+        """Send a request, retrying transient failures and waiting out rate limits; raise named errors."""
+        attempt = 0
+        rate_limit_waits = 0
+        while True:
+            self.stats.requests += 1
+            try:
+                response = self._client.request(method, url, params=params, headers=headers, data=data, auth=auth)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if attempt >= self.max_retries:
+                    raise TransientError(f"{method} {url} failed after {attempt + 1} attempts: {exc!r}") from exc
+                self._backoff(attempt)
+                attempt += 1
+                continue
+            if response.status_code == 429:
+                wait = self._rate_limit_wait(response, attempt)
+                if wait > self.max_wait or rate_limit_waits >= self.max_rate_limit_waits:
+                    raise RateLimited(f"{url} is rate limited; retry in {wait:.0f}s", retry_after=wait)
+                self._wait(wait)
+                rate_limit_waits += 1
+                continue
+            if response.status_code in _RETRY_STATUS:
+                if attempt >= self.max_retries:
+                    raise TransientError(f"{method} {url} returned {response.status_code} after {attempt + 1} attempts")
+                self._backoff(attempt)
+                attempt += 1
+                continue
+            if response.status_code == 404:
+                raise NotFound(f"{url} was not found (404)")
+            if response.status_code in (401, 403):
+                raise Forbidden(f"{url} refused access ({response.status_code})")
+            if response.status_code >= 400:
+                raise TransientError(f"{method} {url} returned {response.status_code}")
+            return response
+
+    def get_json(self, url: str, *, params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> tuple[httpx.Response, Any]:
+        """GET a JSON document; a body that is not JSON raises MalformedPayload (the response stays attached)."""
+        response = self.request("GET", url, params=params, headers=headers)
+        try:
+            return response, json.loads(response.text)
+        except json.JSONDecodeError as exc:
+            error = MalformedPayload(f"{url} returned a body that is not JSON: {exc}")
+            error.response = response  # type: ignore[attr-defined]
+            raise error from exc
+
+    def conditional_get(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> httpx.Response | None:
+        """GET with If-None-Match / If-Modified-Since; return None when the server says 304 Not Modified."""
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        response = self.request("GET", url, headers=headers)
+        if response.status_code == 304:
+            self.stats.not_modified += 1
+            return None
+        return response
+
+    def _backoff(self, attempt: int) -> None:
+        self.stats.retries += 1
+        self._sleep(min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+    def _wait(self, seconds: float) -> None:
+        self.stats.rate_limit_waits += 1
+        self._sleep(seconds)
+
+    def _sleep(self, seconds: float) -> None:
+        self.stats.waited_seconds += seconds
+        self.sleep(seconds)
+
+    def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> float:
+        fallback = min(self.backoff_cap, self.backoff_base * 2**attempt)
+        return rate_limit_wait_seconds(response.headers, self.clock(), fallback)
+
+
+def rate_limit_wait_seconds(headers: Mapping[str, str], now: float, fallback: float) -> float:
+    """Return the seconds to wait after a 429: Retry-After, else x-rate-limit-reset (epoch), else `fallback`."""
+    retry_after = headers.get("Retry-After")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(retry_after).timestamp() - now)
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("x-rate-limit-reset")
+    if reset:
+        try:
+            # +1s because the reset second itself may still be inside the window.
+            return max(0.0, float(reset) - now + 1.0)
+        except ValueError:
+            pass
+    return fallback
+
+
+def follow_next_token(
+    client: HttpClient,
+    url: str,
+    params: dict[str, Any],
+    *,
+    token_param: str = "next_token",
+    read_token: Callable[[Any], str | None] = lambda data: (data.get("meta") or {}).get("next_token"),
+    start_token: str | None = None,
+) -> Iterator[tuple[httpx.Response, Any, str | None]]:
+    """Yield (response, decoded JSON, next token) per page, following the token until the API gives none."""
+    token = start_token
+    while True:
+        page_params = {**params, **({token_param: token} if token else {})}
+        response, data = client.get_json(url, params=page_params)
+        token = read_token(data) if isinstance(data, dict) else None
+        yield response, data, token
+        if not token:
+            return

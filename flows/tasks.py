@@ -1,0 +1,136 @@
+"""The pipeline's Prefect tasks: each opens the warehouse, runs one room's stage, closes it.
+
+Tasks run one after another: DuckDB allows one writing process, and the stages depend on each
+other anyway. Only collect retries (network I/O; it resumes from the cursor stored with each
+page); the other stages are deterministic over the warehouse, so a retry would not help.
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from act.alerts import evaluate_alerts
+from act.report import render_report
+from connectors.registry import build_connector
+from graph.influence import rank_accounts
+from nlp.pipeline import Enricher
+from nlp.records import PostText
+from resonanz.settings import Settings, resolve_path
+from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
+from warehouse.db import open_warehouse
+from warehouse.load import LoadCounts, load_cursor, load_pages
+from warehouse.stages import (
+    accounts_table,
+    interactions_table,
+    post_signals,
+    posts_to_enrich,
+    save_alerts,
+    save_enrichment,
+    save_scores,
+)
+
+ENRICH_BATCH = 256
+
+
+@dataclass
+class TopAccount:
+    rank: int
+    source: str
+    account_id: str
+    handle: str
+    score: float
+    explanation: str
+
+
+@task(name="collect", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def collect_source(settings: Settings, source_name: str) -> dict[str, Any]:
+    """Pull one configured source page by page, storing each page with its cursor."""
+    logger = get_run_logger()
+    spec = settings.source(source_name)
+    connector = build_connector(spec, settings)
+    totals = LoadCounts()
+    pages = 0
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        cursor = load_cursor(con, spec.name, spec.stream)
+        for page in connector.fetch(cursor):
+            for table, n in load_pages(con, [page]).counts.items():
+                totals.add(table, n)
+            pages += 1
+    logger.info("collected %s: %d pages, %s", source_name, pages, totals.counts)
+    return {"pages": pages, **totals.counts}
+
+
+@task(name="enrich", cache_policy=NO_CACHE)
+def enrich_posts(settings: Settings) -> dict[str, Any]:
+    """Annotate every post that lacks an annotation from the current model versions."""
+    logger = get_run_logger()
+    enricher = Enricher(settings.brands)
+    totals: dict[str, Any] = {"posts": 0, "annotations": 0, "entities": 0, "brand_mentions": 0}
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        todo = posts_to_enrich(con, enricher.model_versions()).to_pylist()
+        for start in range(0, len(todo), ENRICH_BATCH):
+            rows = todo[start : start + ENRICH_BATCH]
+            posts = [PostText(r["source"], r["post_id"], r["text"], r["lang_hint"]) for r in rows]
+            result = enricher.enrich(posts)
+            saved = save_enrichment(
+                con, [(p.source, p.post_id) for p in posts],
+                result.annotations, result.entities, result.brand_mentions,
+            )
+            totals["posts"] += len(posts)
+            for key, n in saved.items():
+                totals[key] += n
+    logger.info("enriched %d posts (%s)", totals["posts"], enricher.model_versions())
+    return totals
+
+
+@task(name="rank", cache_policy=NO_CACHE)
+def rank_influence(settings: Settings, run_id: str) -> list[TopAccount]:
+    """Rank accounts on the interaction graph and store the scores with their explanations."""
+    logger = get_run_logger()
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        accounts = accounts_table(con)
+        scores = rank_accounts(interactions_table(con), settings.graph, post_signals(con), accounts)
+        save_scores(con, scores, run_id)
+    handles = {
+        (s, a): h for s, a, h in zip(
+            accounts["source"].to_pylist(), accounts["account_id"].to_pylist(), accounts["handle"].to_pylist()
+        )
+    }
+    top = [
+        TopAccount(s.rank, s.source, s.account_id, handles.get((s.source, s.account_id)) or s.account_id,
+                   s.score, s.explanation)
+        for s in scores[: settings.graph.top_n]
+    ]
+    logger.info("ranked %d accounts", len(scores))
+    return top
+
+
+@task(name="link_crm", cache_policy=NO_CACHE)
+def link_customers(settings: Settings) -> dict[str, int]:
+    """Load the CRM export and link social accounts to customers."""
+    crm = settings.crm
+    counts = {"customers": 0, "identities": 0, "links": 0}
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        if crm.customers_csv:
+            counts["customers"] = import_customers(con, resolve_path(crm.customers_csv), crm.crm_source)
+        if crm.identities_csv:
+            counts["identities"] = import_identities(con, resolve_path(crm.identities_csv))
+        counts["links"] = link_accounts_by_handle(con)
+    return counts
+
+
+@task(name="act", cache_policy=NO_CACHE)
+def report_and_alert(settings: Settings) -> dict[str, Any]:
+    """Write the HTML report and store the alerts that fire."""
+    report_path = Path(settings.report_dir) / "listening-report.html"
+    with closing(open_warehouse(settings.duckdb_path)) as con:
+        render_report(con, settings.brands, report_path)
+        alerts = evaluate_alerts(con, settings.alerts, settings.brands)
+        fired = save_alerts(con, alerts)
+    return {"report": str(report_path), "alerts_evaluated": len(alerts), "alerts_new": fired}
