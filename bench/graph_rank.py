@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import csv
 import gc
-import os
 import json
+import os
 import sys
 import time
 import threading

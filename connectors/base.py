@@ -58,3 +58,11 @@ class TransientError(ConnectorError):
 
 class UnknownConnector(ConnectorError, ValueError):
     """A source names a connector that is not registered."""
+
+
+class UnsafeUrl(ConnectorError):
+    """A URL (or a redirect) points somewhere a collector must not go: not http(s), or a private address."""
+
+
+class DownloadTooLarge(ConnectorError):
+    """A response body exceeded the size or time limit for one download."""

@@ -10,13 +10,14 @@ feed's `reasonRepost`.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError
-from connectors.http import USER_AGENT, HttpStats
+from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "bluesky"
@@ -291,15 +292,22 @@ class BlueskyConnector:
 
     def _atproto(self) -> Any:
         if self._client is None:
-            from atproto import Client
-            from atproto_client.request import Request
+            try:
+                from atproto import Client
+                from atproto_client.request import Request
+            except ImportError as exc:  # an optional dependency: say how to get it
+                raise ImportError("the bluesky connector needs the AT Protocol SDK: pip install 'atproto==0.0.73'") from exc
 
             def keep(response: Any) -> None:
                 response.read()
                 self.stats.requests += 1
                 self._last_body = response.text
 
-            request = Request(timeout=self.timeout, event_hooks={"response": [keep]})
+            allow_private = os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
+            # Same policy as the shared client: every hop must be a public address unless allowed.
+            request = Request(timeout=self.timeout, event_hooks={
+                "request": [lambda request: check_url(request.url, allow_private)], "response": [keep],
+            })
             request.add_additional_header("User-Agent", USER_AGENT)
             self._client = Client(base_url=self.base_url, request=request)
             if self.handle:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.base import Forbidden, MalformedPayload, NotFound, RateLimited, TransientError
+from connectors.base import (
+    DownloadTooLarge,
+    Forbidden,
+    MalformedPayload,
+    NotFound,
+    RateLimited,
+    TransientError,
+    UnsafeUrl,
+)
 
 USER_AGENT = "resonanz/0.1 (+https://github.com/resonanz; social listening)"
 _RETRY_STATUS = {500, 502, 503, 504}
+# Opt-in for feeds or APIs on an intranet (and for tests on 127.0.0.1); live collection refuses private hosts.
+ALLOW_PRIVATE_ENV = "RESONANZ_ALLOW_PRIVATE_URLS"
+MAX_BYTES = 32 * 1024 * 1024  # one API page or feed; far above any real one
+MAX_SECONDS = 120.0  # one whole download, however slowly the server drips it
 
 
 @dataclass(slots=True)
@@ -26,6 +42,35 @@ class HttpStats:
     rate_limit_waits: int = 0
     waited_seconds: float = 0.0
     not_modified: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count of pages/streams given up
+
+    def skip(self, reason: str) -> None:
+        """Count one page or stream given up, by reason."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+def check_url(url: str | httpx.URL, allow_private: bool) -> None:
+    """Raise UnsafeUrl unless the URL is http(s) and (without `allow_private`) resolves only to public addresses."""
+    parts = urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeUrl(f"refusing {str(url)[:200]!r}: only http(s) URLs with a host are fetched")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 0, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return  # an unresolvable host cannot be reached either; the connection attempt reports it
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeUrl(
+                f"refusing {parts.hostname} ({address}): a private, loopback or reserved address; "
+                f"set {ALLOW_PRIVATE_ENV}=1 to collect from an internal host"
+            )
+
+
+def _allow_private_from_env() -> bool:
+    return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 class HttpClient:
@@ -44,7 +89,13 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
+        allow_private: bool | None = None,
+        max_bytes: int = MAX_BYTES,
+        max_seconds: float = MAX_SECONDS,
     ) -> None:
+        self.allow_private = _allow_private_from_env() if allow_private is None else allow_private
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -56,6 +107,8 @@ class HttpClient:
         self._client = httpx.Client(
             timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})},
             follow_redirects=True, transport=transport,
+            # The hook runs for every hop, so a redirect to a private address is refused too.
+            event_hooks={"request": [lambda request: check_url(request.url, self.allow_private)]},
         )
 
     def __enter__(self) -> HttpClient:
@@ -77,8 +130,8 @@ class HttpClient:
         while True:
             self.stats.requests += 1
             try:
-                response = self._client.request(method, url, params=params, headers=headers, data=data, auth=auth)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                response = self._send(method, url, params=params, headers=headers, data=data, auth=auth)
+            except (httpx.TimeoutException, httpx.TransportError, httpx.DecodingError) as exc:
                 if attempt >= self.max_retries:
                     raise TransientError(f"{method} {url} failed after {attempt + 1} attempts: {exc!r}") from exc
                 self._backoff(attempt)
@@ -104,6 +157,23 @@ class HttpClient:
             if response.status_code >= 400:
                 raise TransientError(f"{method} {url} returned {response.status_code}")
             return response
+
+    def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """Send one request and read its body within the size and time limits."""
+        started = time.monotonic()
+        with self._client.stream(method, url, **options) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():  # decoded bytes, so a gzip bomb is caught too
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise DownloadTooLarge(f"{method} {url}: body larger than {self.max_bytes} bytes; not read further")
+                if time.monotonic() - started > self.max_seconds:
+                    raise DownloadTooLarge(f"{method} {url}: download took longer than {self.max_seconds:.0f}s")
+                chunks.append(chunk)
+            # What Response.read() does, with the limits above applied on the way.
+            response._content = b"".join(chunks)
+        return response
 
     def get_json(self, url: str, *, params: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> tuple[httpx.Response, Any]:
@@ -180,10 +250,17 @@ def follow_next_token(
 ) -> Iterator[tuple[httpx.Response, Any, str | None]]:
     """Yield (response, decoded JSON, next token) per page, following the token until the API gives none."""
     token = start_token
+    seen: set[str] = set()
     while True:
         page_params = {**params, **({token_param: token} if token else {})}
         response, data = client.get_json(url, params=page_params)
         token = read_token(data) if isinstance(data, dict) else None
+        if token and token in seen:
+            # An API that hands back a token it already gave would page in a circle forever.
+            client.stats.skip("repeated pagination token")
+            token = None
+        if token:
+            seen.add(token)
         yield response, data, token
         if not token:
             return

@@ -13,6 +13,7 @@ is the same everywhere, so a post seen through two instances can still be matche
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from connectors.base import Forbidden, MalformedPayload, NotFound, RateLimited, TransientError
-from connectors.http import USER_AGENT, HttpStats
+from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 from connectors.rss import html_text_and_links
 
@@ -295,7 +296,11 @@ class _Instance:
 
     def __init__(self, base_url: str, access_token: str | None, timeout: float, stats: HttpStats) -> None:
         import requests
-        from mastodon import Mastodon
+
+        try:
+            from mastodon import Mastodon
+        except ImportError as exc:  # an optional dependency: say how to get it
+            raise ImportError("the mastodon connector needs Mastodon.py: pip install 'Mastodon.py==2.3.3'") from exc
 
         self.last_response: requests.Response | None = None
         self.stats = stats
@@ -358,6 +363,8 @@ class MastodonConnector:
 
     def _instance(self, base_url: str) -> _Instance:
         if base_url not in self._instances:
+            # Same policy as the shared client: no private or loopback instance unless allowed.
+            check_url(base_url, os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes"))
             self._instances[base_url] = _Instance(base_url, self.access_token, self.timeout, self.stats)
         return self._instances[base_url]
 
@@ -474,7 +481,8 @@ class MastodonConnector:
             except MastodonNotFoundError as exc:
                 raise NotFound(f"{instance.api.api_base_url}: not found ({exc})") from exc
             except MastodonUnauthorizedError as exc:
-                raise Forbidden(f"{instance.api.api_base_url} refused access (401): check the access token") from exc
+                raise Forbidden(f"{instance.api.api_base_url} refused access (401): this instance needs a login for "
+                                f"its timelines; set RESONANZ_MASTODON_ACCESS_TOKEN") from exc
             except MastodonAPIError as exc:
                 status = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
                 if status == 403:

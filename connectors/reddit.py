@@ -75,6 +75,10 @@ def _problem(child: Any) -> str | None:
         return "no usable text (empty, deleted or removed)"
     if not isinstance(data.get("created_utc"), (int, float)):
         return f"created_utc is not a number: {data.get('created_utc')!r}"
+    try:
+        datetime.fromtimestamp(data["created_utc"], tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return f"created_utc is not a possible time: {data['created_utc']!r}"
     return None
 
 
@@ -157,6 +161,7 @@ class RedditConnector:
         after = state.get("after")
         run_newest = state.get("run_newest_utc")
         headers = {"Authorization": f"bearer {self._token()}"}
+        seen_afters: set[str] = {after} if after else set()
         for _ in range(self.max_pages):
             params = {"limit": 100, "raw_json": 1, **({"after": after} if after else {})}
             response = self.http.request("GET", self.api_base + self.path, params=params, headers=headers)
@@ -165,12 +170,20 @@ class RedditConnector:
                 data = json.loads(response.text)["data"]
                 created = [
                     c["data"]["created_utc"] for c in data["children"]
-                    if isinstance(c.get("data", {}).get("created_utc"), (int, float))
+                    if isinstance(c, dict) and isinstance(c.get("data"), dict)
+                    and isinstance(c["data"].get("created_utc"), (int, float))
                 ]
-                after = data.get("after")
+                after = data.get("after") if isinstance(data.get("after"), str) else None
             except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                self.stats.skip("malformed body")
                 yield parse_reddit_listing(response.text, provenance, Cursor(self.source_name, self.stream, state))
                 raise MalformedPayload(f"Reddit returned a body that is not a listing: {exc}") from exc
+            if after and after in seen_afters:
+                # The same `after` twice would fetch the same page again and again until max_pages.
+                self.stats.skip("repeated pagination token")
+                after = None
+            if after:
+                seen_afters.add(after)
             run_newest = max([run_newest or 0.0, *created]) or None
             reached_known = bool(created) and min(created) <= since
             if after and not reached_known:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from connectors.base import Connector, MissingCredential, UnknownConnector
+from connectors.extra_builders import EXTRA_BUILDERS
 from connectors.reddit import RedditConnector
 from connectors.rss import RssConnector
 from connectors.x import XConnector, XReplayConnector
@@ -55,6 +56,7 @@ _BUILDERS: dict[str, tuple[Callable[[SourceSpec, Settings], Connector], str]] = 
     "reddit": (_reddit, "Newest submissions or comments of a subreddit via Reddit's OAuth API (needs API credentials)"),
     "rss": (_rss, "RSS/Atom/JSON Feed from a URL, a local file or an OPML list, with conditional GET"),
 }
+_BUILDERS.update(EXTRA_BUILDERS)  # Mastodon, Bluesky, YouTube, MediaWiki and the importers
 
 
 def available_connectors() -> dict[str, str]:

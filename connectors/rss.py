@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import feedparser
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from connectors.base import MalformedPayload, NotFound
 from connectors.http import HttpClient, HttpStats
@@ -101,10 +103,14 @@ def parse_feed(body: bytes, provenance: Provenance, cursor: Cursor, content_type
     stripped = body.lstrip()
     if stripped.startswith(b"{"):
         return _parse_json_feed(body, provenance, cursor)
-    parsed = feedparser.parse(body, sanitize_html=True, resolve_relative_uris=True)
+    refusal = _xml_refusal(stripped)
+    parsed = feedparser.parse(b"" if refusal else body, sanitize_html=True, resolve_relative_uris=True)
     text = body.decode(parsed.get("encoding") or "utf-8", errors="replace")
     raw = RawPayload(provenance=provenance, body=text, content_type=content_type)
     page = Page(raw=raw, cursor=cursor)
+    if refusal:
+        page.quarantined.append(Quarantined(PLATFORM, raw.raw_id, refusal, text[:_FRAGMENT_LIMIT]))
+        return page
     if parsed.bozo:
         exc = parsed.get("bozo_exception")
         page.quarantined.append(Quarantined(
@@ -132,6 +138,17 @@ def parse_feed(body: bytes, provenance: Provenance, cursor: Cursor, content_type
     ]
     _add_entries(page, entries, feed_link, feed.get("title"), lang)
     return page
+
+
+def _xml_refusal(body: bytes) -> str | None:
+    """Return why a feed is refused if it declares entities or external references (billion laughs, XXE)."""
+    try:
+        defused_fromstring(body, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        return f"refused feed: {type(exc).__name__}: {exc}"
+    except (ET.ParseError, ValueError):
+        return None  # not well-formed: feedparser's lenient parser and the bozo flag handle it
+    return None
 
 
 def _feed_home(feed: Any) -> str | None:
@@ -255,7 +272,14 @@ def read_opml(body: bytes, base: str) -> list[str]:
     feeds = []
     for outline in root.iter("outline"):
         location = outline.get("xmlUrl")
-        if location:
+        if not location:
+            continue
+        if _is_url(base):
+            # A remote OPML list may only name remote feeds: a local path in it would read this machine's files.
+            location = urljoin(base, location)
+            if _is_url(location):
+                feeds.append(location)
+        else:
             feeds.append(location if _is_url(location) else str(Path(base).parent / location))
     return feeds
 

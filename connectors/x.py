@@ -294,6 +294,7 @@ class XConnector:
         next_token: str | None = state.get("next_token")
         run_newest: str | None = state.get("run_newest_id")
         pages = 0
+        seen_tokens: set[str] = {next_token} if next_token else set()
         while self.max_pages is None or pages < self.max_pages:
             params: dict[str, Any] = {
                 "query": self.query, "max_results": self.max_results, "tweet_fields": TWEET_FIELDS,
@@ -312,12 +313,20 @@ class XConnector:
             try:
                 meta = json.loads(body).get("meta", {})
             except (json.JSONDecodeError, AttributeError) as exc:
+                self.stats.skip("malformed body")
                 # Keep the body (it lands in quarantine), leave the cursor where it was, then report.
                 unchanged = Cursor(self.source_name, self.query, {k: v for k, v in state.items() if v})
                 yield parse_x_page(body, provenance, unchanged)
                 raise MalformedPayload(f"X returned a body that is not a JSON object: {body[:200]!r}") from exc
+            meta = meta if isinstance(meta, dict) else {}
             run_newest = run_newest or meta.get("newest_id")
-            next_token = meta.get("next_token")
+            next_token = meta.get("next_token") if isinstance(meta.get("next_token"), str) else None
+            if next_token and next_token in seen_tokens:
+                # A token handed back twice would page in a circle: end the run as if it were the last page.
+                self.stats.skip("repeated pagination token")
+                next_token = None
+            if next_token:
+                seen_tokens.add(next_token)
             if next_token:
                 state = {"since_id": since_id, "next_token": next_token, "run_newest_id": run_newest}
             else:

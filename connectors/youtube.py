@@ -4,8 +4,9 @@ A stream is `video:<videoId>` or `channel:<channelId>` (allThreadsRelatedToChann
 commentThreads.list call costs 1 quota unit of the project's daily quota (10,000 by default, reset at
 midnight Pacific Time); units used are counted in `stats.quota_units` and a run stops with
 RateLimited before it would exceed `daily_quota`. Pages come newest first (order=time); a later run
-stops at the first thread no newer than the newest one already stored. Known gap: replies added
-later to an old thread are not revisited (the thread order is by creation time).
+stops at the first thread no newer than the newest one already stored. A thread carries at most 5
+replies; `all_replies=True` fetches the rest with comments.list (1 unit per 100 replies). Known gap:
+replies added later to an old thread are not revisited (the thread order is by creation time).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from connectors.base import Forbidden, MalformedPayload, MissingCredential, RateLimited
+from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited
 from connectors.http import HttpClient, HttpStats
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 from connectors.rss import html_text_and_links
@@ -30,7 +31,7 @@ PLATFORM = "youtube"
 VERSION = "0.1.0"
 API_BASE = "https://www.googleapis.com/youtube/v3"
 API_KEY_ENV = "RESONANZ_YOUTUBE_API_KEY"
-UNITS_PER_CALL = {"commentThreads.list": 1}  # documented quota cost per request
+UNITS_PER_CALL = {"commentThreads.list": 1, "comments.list": 1}  # documented quota cost per request
 MAX_RESULTS = 100  # commentThreads.list caps maxResults at 100
 _QUOTA_ZONE = ZoneInfo("America/Los_Angeles")  # the daily quota resets at midnight Pacific Time
 
@@ -88,6 +89,32 @@ def parse_comment_threads(body: str, provenance: Provenance, cursor: Cursor) -> 
             if child.author_id and post.author_id and child.author_id != post.author_id:
                 page.interactions.append(Interaction(PLATFORM, "reply", child.author_id, post.author_id, child.post_id,
                                                      child.parent_post_id, child.created_at))
+    page.accounts.extend(accounts.values())
+    return page
+
+
+def parse_comment_replies(body: str, provenance: Provenance, cursor: Cursor, parent_author: str | None) -> Page:
+    """Turn one comments.list (parentId=...) response body into a Page of replies to `parent_author`."""
+    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
+    page = Page(raw=raw, cursor=cursor)
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        page.quarantined.append(_quarantine(raw, f"malformed JSON: {exc}", body))
+        return page
+    accounts: dict[str, Account] = {}
+    seen: set[str] = set()
+    for item in payload.get("items") or [] if isinstance(payload, dict) else []:
+        try:
+            reply, author = _comment(item, raw.raw_id, None, None)
+        except _BrokenRecord as exc:
+            page.quarantined.append(_quarantine(raw, f"reply: {exc}", json.dumps(item, ensure_ascii=False)))
+            continue
+        reply.conversation_id = reply.parent_post_id or reply.conversation_id
+        _add(page, accounts, seen, reply, author)
+        if parent_author and reply.author_id and reply.author_id != parent_author:
+            page.interactions.append(Interaction(PLATFORM, "reply", reply.author_id, parent_author, reply.post_id,
+                                                 reply.parent_post_id, reply.created_at))
     page.accounts.extend(accounts.values())
     return page
 
@@ -205,7 +232,7 @@ class YouTubeCommentsConnector:
     def __init__(
         self, stream: str, source_name: str, api_key: str | None = None, *, base_url: str = API_BASE,
         max_results: int = MAX_RESULTS, max_pages: int | None = None, daily_quota: int = 10_000,
-        sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+        all_replies: bool = False, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
     ) -> None:
         api_key = api_key or os.environ.get(API_KEY_ENV)
         if not api_key:
@@ -221,10 +248,12 @@ class YouTubeCommentsConnector:
         self.max_results = max(1, min(max_results, MAX_RESULTS))
         self.max_pages = max_pages
         self.daily_quota = daily_quota
+        self.all_replies = all_replies  # fetch replies beyond the 5 a thread carries (1 unit per 100 replies)
         self.clock = clock
         self._refusals = _KeepRefusals(httpx.HTTPTransport(retries=0))
         self.http = HttpClient(sleep=sleep, clock=clock, transport=self._refusals)
         self.stats = QuotaStats()
+        self._charged_requests = 0
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Page]:
         """Yield comment-thread pages newest first, down to the newest thread an earlier run stored."""
@@ -237,7 +266,8 @@ class YouTubeCommentsConnector:
                       "maxResults": self.max_results, **self.filter, "key": self._api_key}
             if token:
                 params["pageToken"] = token
-            response = self._get(url, params)
+            previous_state = dict(state)
+            response = self._get(url, params, "commentThreads.list")
             endpoint = f"{url}?{'&'.join(f'{k}={v}' for k, v in self.filter.items())}"
             provenance = Provenance(self.connector, endpoint, datetime.now(timezone.utc), self.version)
             try:
@@ -258,13 +288,48 @@ class YouTubeCommentsConnector:
             else:
                 state = {"page_token": next_token, "newest": newest, "run_newest": run_newest}
             state = {k: v for k, v in state.items() if v is not None}
+            if self.all_replies:
+                # These pages keep the cursor before this thread page, so a resume fetches them again.
+                # An empty page token is an explicit "from the first page" cursor.
+                yield from self._missing_replies(payload, Cursor(self.source_name, self.stream, previous_state or {"page_token": ""}))
             yield parse_comment_threads(response.text, provenance, Cursor(self.source_name, self.stream, state))
             pages += 1
             if finished:
                 return
 
-    def _get(self, url: str, params: dict[str, Any]) -> httpx.Response:
-        cost = UNITS_PER_CALL["commentThreads.list"]
+    def _missing_replies(self, payload: dict[str, Any], cursor: Cursor) -> Iterator[Page]:
+        for thread in payload.get("items") or []:
+            try:
+                top, _, _, inline = _thread_parts(thread)
+            except _BrokenRecord:
+                continue  # quarantined with its thread page
+            total = thread["snippet"].get("totalReplyCount")
+            if not isinstance(total, int) or total <= len(inline):
+                continue
+            channel = top.get("snippet", {}).get("authorChannelId") if isinstance(top.get("snippet"), dict) else None
+            parent_author = channel.get("value") if isinstance(channel, dict) else None
+            token: str | None = None
+            while True:
+                params = {"part": "snippet", "parentId": thread.get("id"), "maxResults": MAX_RESULTS,
+                          "textFormat": "plainText", "key": self._api_key, **({"pageToken": token} if token else {})}
+                try:
+                    response = self._get(f"{self.base_url}/comments", params, "comments.list")
+                except NotFound:
+                    # The thread was deleted since it was listed: counted, not a failed run.
+                    self.stats.skip("replies not found")
+                    break
+                endpoint = f"{self.base_url}/comments?parentId={thread.get('id')}"
+                provenance = Provenance(self.connector, endpoint, datetime.now(timezone.utc), self.version)
+                yield parse_comment_replies(response.text, provenance, cursor, parent_author)
+                try:
+                    token = json.loads(response.text).get("nextPageToken")
+                except (json.JSONDecodeError, AttributeError):
+                    token = None
+                if not token:
+                    break
+
+    def _get(self, url: str, params: dict[str, Any], method: str) -> httpx.Response:
+        cost = UNITS_PER_CALL[method]
         if self.stats.quota_units + cost > self.daily_quota:
             wait = seconds_until_quota_reset(self.clock())
             raise RateLimited(f"YouTube quota budget of {self.daily_quota} units is spent; it resets in {wait:.0f}s", wait)
@@ -279,14 +344,15 @@ class YouTubeCommentsConnector:
                 raise Forbidden(f"comments are disabled for {self.stream}") from exc
             raise Forbidden(f"YouTube refused {self.stream} (403): check {API_KEY_ENV} and the API's enablement") from exc
         finally:
-            self._sync_stats()
+            self._sync_stats(cost)
 
-    def _sync_stats(self) -> None:
+    def _sync_stats(self, cost: int) -> None:
         http = self.http.stats
         self.stats.requests, self.stats.retries = http.requests, http.retries
         self.stats.rate_limit_waits, self.stats.waited_seconds = http.rate_limit_waits, http.waited_seconds
         # Every request is charged, retried and failed ones too ("even invalid requests incur a quota cost").
-        self.stats.quota_units = http.requests * UNITS_PER_CALL["commentThreads.list"]
+        self.stats.quota_units += (http.requests - self._charged_requests) * cost
+        self._charged_requests = http.requests
 
 
 def _thread_time(item: Any) -> str | None:

@@ -20,7 +20,7 @@ def weighted_pagerank(
     weight: np.ndarray,
     n_nodes: int,
     damping: float = 0.85,
-    tol: float = 1e-12,
+    tol: float = 1e-10,
     max_iter: int = 1000,
 ) -> np.ndarray:
     """Return the PageRank vector of the weighted digraph given as parallel edge arrays.

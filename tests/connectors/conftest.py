@@ -79,6 +79,12 @@ class LocalServer:
         return [request.path for request in self.requests]
 
 
+@pytest.fixture(autouse=True)
+def allow_local_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the shared HTTP client reach the replay servers on 127.0.0.1 (live use refuses private hosts)."""
+    monkeypatch.setenv("RESONANZ_ALLOW_PRIVATE_URLS", "1")
+
+
 @pytest.fixture
 def local_server() -> Iterator[LocalServer]:
     """Start a LocalServer for one test."""

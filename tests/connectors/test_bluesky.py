@@ -174,3 +174,11 @@ def test_named_errors(xrpc: tuple[XrpcReplay, RouterServer]) -> None:
 def test_did_of_reads_the_author_from_an_at_uri() -> None:
     assert did_of(DELAY) == JANA
     assert did_of("at://pendlerin.bsky.social/app.bsky.feed.post/1") is None and did_of("https://x") is None
+
+
+def test_private_appviews_are_refused_without_the_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import UnsafeUrl
+
+    monkeypatch.delenv("RESONANZ_ALLOW_PRIVATE_URLS", raising=False)
+    with pytest.raises(UnsafeUrl, match="RESONANZ_ALLOW_PRIVATE_URLS"):
+        list(connector("http://127.0.0.1:9", "Deutsche Bahn").fetch(None))

@@ -15,6 +15,7 @@ from connectors.registry import available_connectors, build_connector
 from resonanz.settings import Settings, SourceSpec
 
 from conftest import LocalServer, Reply
+from conformance_extra_cases import EXTRA_CASES
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 X_PAGE = (FIXTURES / "x" / "public_api_sample_v2.json").read_text()
@@ -52,6 +53,7 @@ def rss_case(server: LocalServer) -> Iterator[Case]:
 
 
 CASES = {"x_replay": x_replay_case, "x": x_case, "reddit": reddit_case, "rss": rss_case}
+CASES.update(EXTRA_CASES)  # Mastodon, Bluesky, YouTube, MediaWiki and the importers
 
 
 def test_every_registered_connector_has_a_conformance_case() -> None:

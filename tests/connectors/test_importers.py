@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -80,7 +79,7 @@ def test_4cat_csv_of_real_german_tweets_resumes_by_byte_offset() -> None:
     path = HERE / "4cat_germeval_de.csv"
     pages = list(fourcat_importer(path, "fourcat", str(path), rows_per_page=5).fetch(None))
     assert [len(p.posts) for p in pages] == [5, 5, 2]
-    header = path.read_text(encoding="utf-8").splitlines(keepends=True)[0]
+    header = path.read_bytes().decode("utf-8").splitlines(keepends=True)[0]
     assert all(p.raw.body.startswith(header) and p.raw.content_type == "text/csv" for p in pages)
     first = pages[0].posts[0]
     assert first.post_id == "616551942341300224" and first.source == "x"

@@ -6,7 +6,6 @@ import copy
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +49,7 @@ class MastodonReplay:
         self.remaining: dict[str, str] = {}  # path -> X-RateLimit-Remaining to send
         self.broken: set[str] = set()
         self.failures: dict[str, int] = {}  # path -> number of 503s before success
+        self.login_required = False
 
     def headers(self, path: str) -> dict[str, str]:
         return {
@@ -66,6 +66,8 @@ class MastodonReplay:
         if self.failures.get(path):
             self.failures[path] -= 1
             return Reply(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"})
+        if self.login_required and path.startswith("/api/v1/timelines/"):
+            return Reply(401, b'{"error":"This method requires an authenticated user"}', self.headers(path))
         if path in self.broken:
             return Reply(200, b'[{"id": "1", "content": "<p>cut off', self.headers(path))
         if path.startswith("/api/v1/timelines/") or (path.startswith("/api/v1/accounts/") and path.endswith("/statuses")):
@@ -283,3 +285,20 @@ def test_quote_posts_and_broken_statuses() -> None:
     assert [q.reason for q in page.quarantined] == [
         "status: status has no text (media-only or deleted)", "status: not a JSON object",
     ]
+
+
+def test_private_instances_are_refused_without_the_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.base import UnsafeUrl
+
+    monkeypatch.delenv("RESONANZ_ALLOW_PRIVATE_URLS", raising=False)
+    with pytest.raises(UnsafeUrl, match="RESONANZ_ALLOW_PRIVATE_URLS"):
+        list(connector("http://127.0.0.1:9", "#hoot").fetch(None))
+
+
+def test_instance_that_needs_login_names_the_variable(replay: tuple[MastodonReplay, RouterServer]) -> None:
+    from connectors.base import Forbidden
+
+    handler, server = replay
+    handler.login_required = True
+    with pytest.raises(Forbidden, match="RESONANZ_MASTODON_ACCESS_TOKEN"):
+        list(connector(server.url, "public").fetch(None))

@@ -48,8 +48,17 @@ class YouTubeReplay:
         if self.failures:
             self.failures -= 1
             return Reply(503, b'{"error": {"code": 503, "message": "The service is currently unavailable."}}', json_type)
+        if path == "/youtube/v3/comments" and query.get("parentId") == ["Ugw5zYU6n9pmIgAZWvN4AaABAg"]:
+            second = query.get("pageToken") == [json.loads(recorded("comments_by_parent_paged_1"))["nextPageToken"]]
+            return Reply(200, recorded("comments_by_parent_paged_2" if second else "comments_by_parent_paged_1"), json_type)
+        if path == "/youtube/v3/comments":
+            return Reply(404, b'{"error": {"code": 404, "errors": [{"reason": "commentNotFound"}]}}', json_type)
         if path != "/youtube/v3/commentThreads":
             return Reply(404, b"Not Found", {"Content-Type": "text/html"})
+        if query.get("allThreadsRelatedToChannelId") == ["UCa-vrCLQHviTOVnEKDOdetQ"]:
+            threads = json.loads(recorded("comment_threads_all_to_me"))
+            threads["items"][1]["snippet"]["totalReplyCount"] = 3  # see PROVENANCE
+            return Reply(200, json.dumps(threads).encode(), json_type)
         if query.get("videoId") == ["F1UP7wRCPH8"]:
             if query.get("pageToken") == [PAGE_1_TOKEN]:
                 return Reply(200, recorded("comment_thread_api_response"), json_type)
@@ -103,6 +112,25 @@ def test_replies_become_reply_edges_to_the_top_level_author(api: tuple[YouTubeRe
     assert [(i.kind, i.src_account_id, i.dst_account_id, i.target_post_id) for i in page.interactions] == [
         ("reply", "UCsl2A_QzcSnFD2hpCyVwXxA", "UCe9i1nJCcevTa6KJa55KYog", "UgydxWWoeA7F1OdqypJ4AaABAg")
     ]
+
+
+def test_all_replies_follows_comments_list_pages_and_counts_their_quota(api: tuple[YouTubeReplay, RouterServer]) -> None:
+    _, server = api
+    yt = connector(server.url, "channel:UCa-vrCLQHviTOVnEKDOdetQ", all_replies=True)
+    pages = list(yt.fetch(None))
+    assert [p.raw.provenance.endpoint.split("/youtube/v3/")[1] for p in pages] == [
+        "comments?parentId=Ugw5zYU6n9pmIgAZWvN4AaABAg", "comments?parentId=Ugw5zYU6n9pmIgAZWvN4AaABAg",
+        "commentThreads?allThreadsRelatedToChannelId=UCa-vrCLQHviTOVnEKDOdetQ",
+    ]
+    replies = [p for page in pages[:2] for p in page.posts]
+    assert [r.text for r in replies] == ["this is the third reply!", "this is the second reply!", "hey, this is the replay"]
+    assert {r.parent_post_id for r in replies} == {"Ugw5zYU6n9pmIgAZWvN4AaABAg"}
+    # The replies pages carry the cursor from before their thread page, so a resume fetches them again.
+    assert pages[0].cursor.state == {"page_token": ""} and "newest" in pages[2].cursor.state
+    # The other thread with a reply was not recorded: its 404 is counted as skipped, and charged.
+    assert yt.stats.quota_units == 4 and yt.stats.skipped == {"replies not found": 1}
+    # Here the replier is the thread's author: self-replies are not edges.
+    assert not [i for page in pages[:2] for i in page.interactions]
 
 
 def test_channel_threads_point_at_the_channel(api: tuple[YouTubeReplay, RouterServer]) -> None:
