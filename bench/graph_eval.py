@@ -23,7 +23,7 @@ import pyarrow as pa
 from scipy.stats import spearmanr
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH))  # also runnable as a plain script
 from machine import machine_info  # noqa: E402
 
 from graph.influence import rank_accounts  # noqa: E402

@@ -136,9 +136,9 @@ def main() -> int:
     rows += vader_rows([tweeteval, umsab_en])
     rows += language_rows([tweeteval, umsab_en, umsab_de, germeval])
     rows += entity_rows()
-    print(f"{'task':<28}{'dataset':<34}{'lang':<5}{'split':<6}{'metric':<24}{'value':>7}{'n':>7}")
+    print(f"{'task':<28}{'dataset':<34}{'lang':<5}{'split':<9}{'metric':<24}{'value':>7}{'n':>7}")
     for r in rows:
-        print(f"{r['task']:<28}{r['dataset']:<34}{r['lang']:<5}{r['split']:<6}{r['metric']:<24}{r['value']:>7.3f}{r['n']:>7}")
+        print(f"{r['task']:<28}{r['dataset']:<34}{r['lang']:<5}{r['split']:<9}{r['metric']:<24}{r['value']:>7.3f}{r['n']:>7}")
     report = {
         "rows": rows,
         "sentiment_model": model.model_version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from prefect import flow
@@ -16,4 +17,5 @@ def collect_sources(config_file: str | None = None, duckdb_path: str | None = No
     """Collect the configured (or the named) sources; each resumes from its stored cursor."""
     settings = load_settings(config_file, **({"duckdb_path": duckdb_path} if duckdb_path else {}))
     names = sources or [s.name for s in settings.sources if s.enabled]
-    return {name: collect_source(settings, name) for name in names}
+    run_id = uuid.uuid4().hex
+    return {name: collect_source(settings, name, run_id) for name in names}

@@ -68,7 +68,7 @@ def listening_pipeline(
     try:
         names = sources or [s.name for s in settings.sources if s.enabled]
         result.stage_counts["collect"] = _timed(
-            result, "collect", lambda: {name: collect_source(settings, name) for name in names})
+            result, "collect", lambda: {name: collect_source(settings, name, run_id) for name in names})
         result.stage_counts["enrich"] = _timed(result, "enrich", lambda: enrich_posts(settings))
         result.top = _timed(result, "rank", lambda: rank_influence(settings, run_id))
         result.stage_counts["link"] = _timed(result, "link", lambda: link_customers(settings))

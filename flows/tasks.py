@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from nlp.pipeline import Enricher
 from nlp.records import PostText
 from resonanz.settings import Settings, resolve_path
 from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
+from warehouse.customer_value import compute_customer_value, import_invoices
 from warehouse.db import open_warehouse
+from warehouse.linking import link_accounts_probabilistic
 from warehouse.load import LoadCounts, load_cursor, load_pages
 from warehouse.stages import (
     accounts_table,
@@ -33,6 +36,7 @@ from warehouse.stages import (
     save_alerts,
     save_enrichment,
     save_scores,
+    save_source_run,
 )
 
 ENRICH_BATCH = 256
@@ -49,19 +53,32 @@ class TopAccount:
 
 
 @task(name="collect", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def collect_source(settings: Settings, source_name: str) -> dict[str, Any]:
-    """Pull one configured source page by page, storing each page with its cursor."""
+def collect_source(settings: Settings, source_name: str, run_id: str) -> dict[str, Any]:
+    """Pull one configured source page by page, storing each page with its cursor.
+
+    A retry (or the next run) resumes from the cursor stored with the last page, so what was
+    stored before a failure is neither fetched twice nor lost.
+    """
     logger = get_run_logger()
     spec = settings.source(source_name)
     connector = build_connector(spec, settings)
     totals = LoadCounts()
     pages = 0
+    started = datetime.now(UTC)
     with closing(open_warehouse(settings.duckdb_path)) as con:
         cursor = load_cursor(con, spec.name, spec.stream)
-        for page in connector.fetch(cursor):
-            for table, n in load_pages(con, [page]).counts.items():
-                totals.add(table, n)
-            pages += 1
+        try:
+            for page in connector.fetch(cursor):
+                for table, n in load_pages(con, [page]).counts.items():
+                    totals.add(table, n)
+                pages += 1
+        except Exception as exc:
+            save_source_run(con, run_id, spec.name, spec.connector, spec.stream, started, "failed",
+                            {"pages": pages, **totals.counts}, getattr(connector, "stats", None),
+                            f"{type(exc).__name__}: {exc}")
+            raise
+        save_source_run(con, run_id, spec.name, spec.connector, spec.stream, started, "completed",
+                        {"pages": pages, **totals.counts}, getattr(connector, "stats", None))
     logger.info("collected %s: %d pages, %s", source_name, pages, totals.counts)
     return {"pages": pages, **totals.counts}
 
@@ -112,16 +129,22 @@ def rank_influence(settings: Settings, run_id: str) -> list[TopAccount]:
 
 
 @task(name="link_crm", cache_policy=NO_CACHE)
-def link_customers(settings: Settings) -> dict[str, int]:
-    """Load the CRM export and link social accounts to customers."""
+def link_customers(settings: Settings) -> dict[str, Any]:
+    """Load the CRM exports, link social accounts to customers, and score customer value."""
     crm = settings.crm
-    counts = {"customers": 0, "identities": 0, "links": 0}
+    counts: dict[str, Any] = {"customers": 0, "identities": 0, "invoices": 0}
     with closing(open_warehouse(settings.duckdb_path)) as con:
         if crm.customers_csv:
             counts["customers"] = import_customers(con, resolve_path(crm.customers_csv), crm.crm_source)
         if crm.identities_csv:
             counts["identities"] = import_identities(con, resolve_path(crm.identities_csv))
-        counts["links"] = link_accounts_by_handle(con)
+        link_accounts_by_handle(con)
+        summary = link_accounts_probabilistic(con, crm.auto_link_threshold, crm.review_threshold)
+        counts["links_auto"], counts["links_review"] = summary.auto, summary.review
+        if crm.invoices_csv:
+            counts["invoices"] = import_invoices(con, resolve_path(crm.invoices_csv), crm.crm_source)
+            counts["customers_valued"] = compute_customer_value(con).customers
+        counts["links"] = int(con.execute("SELECT count(*) FROM account_customer_links").fetchone()[0])  # type: ignore[index]
     return counts
 
 

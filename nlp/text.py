@@ -22,8 +22,11 @@ def safe_text(text: object) -> str:
     if isinstance(text, bytes):
         return text.decode("utf-8", errors="replace").replace("\x00", " ")
     value = str(text)
-    # A lone surrogate (from broken JSON escapes) cannot be encoded; swap it for U+FFFD.
-    value = value.encode("utf-8", errors="replace").decode("utf-8").replace("?", "?")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Surrogates from broken JSON escapes: re-pair the valid halves, swap lone ones for U+FFFD.
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return value.replace("\x00", " ")
 
 

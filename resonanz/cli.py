@@ -180,18 +180,69 @@ def sources_list(config: ConfigOption = None) -> None:
     console.print(known)
 
 
+def _user_config(config: Path | None) -> Path:
+    return Path(config or os.environ.get("RESONANZ_CONFIG", "resonanz.toml"))
+
+
+@sources_app.command("add")
+def sources_add(
+    name: Annotated[str, typer.Argument(help="A unique name; it keys the source's cursor.")],
+    connector: Annotated[str, typer.Option("--connector", help="See `resonanz sources list`.")],
+    stream: Annotated[str, typer.Option("--stream", help="Query, feed URL, OPML file, subreddit, ...")],
+    option: Annotated[list[str] | None, typer.Option("--option", help="KEY=VALUE for the connector (repeatable).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add a source to resonanz.toml."""
+    from connectors.registry import available_connectors  # noqa: PLC0415
+    from resonanz.config_file import add_source  # noqa: PLC0415
+    from resonanz.settings import SourceSpec  # noqa: PLC0415
+
+    known = available_connectors()
+    if connector not in known:
+        console.print(f"[red]error:[/red] unknown connector {connector!r}; available: {', '.join(sorted(known))}")
+        raise typer.Exit(2)
+    options = dict(item.split("=", 1) for item in option or [] if "=" in item)
+    path = _user_config(config)
+    try:
+        add_source(path, SourceSpec(name=name, connector=connector, stream=stream, options=options))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"added source {name!r} ({connector}: {stream}) to {path}")
+
+
+@sources_app.command("remove")
+def sources_remove(
+    name: Annotated[str, typer.Argument(help="The source's name.")],
+    config: ConfigOption = None,
+) -> None:
+    """Remove a source from resonanz.toml (what it collected stays in the warehouse)."""
+    from resonanz.config_file import remove_source  # noqa: PLC0415
+
+    path = _user_config(config)
+    try:
+        remove_source(path, name)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"removed source {name!r} from {path}")
+
+
 @app.command()
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run against the warehouse (read-only).")],
     config: ConfigOption = None,
     duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+    snapshot: Annotated[bool, typer.Option("--snapshot", help="Query the published snapshot instead, "
+                                           "which works while the pipeline is writing.")] = False,
 ) -> None:
     """Run a read-only SQL query against the warehouse and print the result."""
     import duckdb  # noqa: PLC0415
 
     from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
 
-    path = duckdb_path or load_settings(config).duckdb_path
+    settings = load_settings(config)
+    path = duckdb_path or (settings.snapshot_path if snapshot else settings.duckdb_path)
     if not Path(path).exists():
         console.print(f"[red]error:[/red] {path} does not exist yet: run `resonanz demo` or `resonanz run` first")
         raise typer.Exit(2)
@@ -210,6 +261,214 @@ def sql(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report file to write: .html or .pdf.")],
+    period: Annotated[str, typer.Option("--period", help="last-week, last-month or all (up to the newest post).")]
+    = "last-week",
+    brand: Annotated[list[str] | None, typer.Option("--brand", "-b", help="Only this brand (repeatable).")] = None,
+    config: ConfigOption = None,
+    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+) -> None:
+    """Write the marketing report for a period as HTML or PDF."""
+    from act.facts import select_brands  # noqa: PLC0415
+    from act.report import period_window, write_report  # noqa: PLC0415
+    from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
+
+    settings = load_settings(config)
+    path = duckdb_path or settings.duckdb_path
+    if not Path(path).exists():
+        console.print(f"[red]error:[/red] {path} does not exist yet: run `resonanz demo` or `resonanz run` first")
+        raise typer.Exit(2)
+    try:
+        brands = select_brands(settings.brands, brand)
+        with closing(open_warehouse(path, read_only=True)) as con:
+            start, end = period_window(con, period)
+            written = write_report(con, brands, out, start, end)
+    except (ValueError, KeyError, RuntimeError, WarehouseLocked) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    span = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}" if start and end else "all data"
+    console.print(f"report ({period}: {span}) written to [bold]{written.resolve()}[/bold]")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Serve only this deployment (repeatable).")] = None,
+    every: Annotated[list[str] | None, typer.Option(
+        "--every", help="Replace schedules by an interval in seconds, for smoke tests and demos: "
+        "SECONDS for all, or NAME=SECONDS for one deployment (repeatable).")] = None,
+) -> None:
+    """Run every scheduled flow on this machine until stopped (Ctrl+C); schedules from flows/deployments.py."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    settings = load_settings(config)
+    prepare_prefect(settings)
+    from prefect import serve as prefect_serve  # noqa: PLC0415
+
+    from flows.deployments import DEPLOYMENTS, runner_deployments  # noqa: PLC0415
+
+    specs = [d for d in DEPLOYMENTS if not only or d.name in only]
+    unknown = sorted(set(only or []) - {d.name for d in DEPLOYMENTS})
+    if unknown or not specs:
+        console.print(f"[red]error:[/red] no deployment named {', '.join(unknown)} "
+                      f"(known: {', '.join(d.name for d in DEPLOYMENTS)})")
+        raise typer.Exit(2)
+    try:
+        intervals = _intervals(every or [], [d.name for d in specs])
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    parameters = {
+        "config_file": str(config.resolve()) if config else None,
+        "duckdb_path": str(duckdb_path.resolve()) if duckdb_path else None,
+    }
+    table = Table(title="Serving")
+    for col in ("deployment", "flow", "schedule"):
+        table.add_column(col)
+    deployments = []
+    for spec in specs:
+        seconds = intervals.get(spec.name)
+        table.add_row(spec.name, spec.entrypoint, f"every {seconds:g} s" if seconds else f"{spec.cron} ({spec.timezone})")
+        deployments += runner_deployments([spec], parameters, timedelta(seconds=seconds) if seconds else None)
+    console.print(table)
+    prefect_serve(*deployments, print_starting_message=False)
+
+
+def _intervals(items: list[str], names: list[str]) -> dict[str, float]:
+    """Parse `--every` values: "SECONDS" applies to every name, "NAME=SECONDS" to one."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.rpartition("=")
+        if name and name not in names:
+            raise ValueError(f"--every {item}: {name!r} is not served (serving: {', '.join(names)})")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--every {item}: expected SECONDS or NAME=SECONDS") from None
+        out.update({name: seconds} if name else dict.fromkeys(names, seconds))
+    return out
+
+
+crm_app = typer.Typer(no_args_is_help=True, help="Links between social accounts and CRM customers.")
+app.add_typer(crm_app, name="crm")
+snapshot_app = typer.Typer(no_args_is_help=True, help="Read-only snapshots for analysts.")
+app.add_typer(snapshot_app, name="snapshot")
+privacy_app = typer.Typer(no_args_is_help=True, help="Data-protection requests (GDPR).")
+app.add_typer(privacy_app, name="privacy")
+
+
+def _print_arrow(table: Any, title: str) -> None:
+    out = Table(title=title, show_header=True)
+    for col in table.column_names:
+        out.add_column(col)
+    for row in table.to_pylist():
+        out.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(out)
+
+
+def _writable(config: Path | None) -> Any:
+    from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
+
+    try:
+        return closing(open_warehouse(load_settings(config).duckdb_path))
+    except WarehouseLocked as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def export(
+    out: Annotated[Path | None, typer.Option("--out", help="Folder (default: export_dir from the config).")] = None,
+    fmt: Annotated[list[str] | None, typer.Option("--format", help="parquet and/or csv (repeatable).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export posts, annotations and the analyst views as day-partitioned Parquet and CSV."""
+    from warehouse.export import export_all  # noqa: PLC0415
+
+    target = out or load_settings(config).export_dir
+    with _writable(config) as con:
+        result = export_all(con, target, formats=tuple(fmt or ("parquet", "csv")))
+    for name, rows in result.rows.items():
+        console.print(f"{name}: {rows:,} rows")
+    console.print(f"written to {Path(target).resolve()}")
+
+
+@snapshot_app.command("publish")
+def snapshot_publish(
+    path: Annotated[Path | None, typer.Argument(help="Snapshot file (default: snapshot_path).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write a consistent read-only copy of the warehouse that analysts can open any time."""
+    from warehouse.export import publish_snapshot  # noqa: PLC0415
+
+    target = path or load_settings(config).snapshot_path
+    with _writable(config) as con:
+        written = publish_snapshot(con, target)
+    console.print(f"snapshot published: {written.resolve()}  (open it with: duckdb -readonly {written})")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    account: Annotated[str | None, typer.Option("--account", help="SOURCE:ACCOUNT_ID, e.g. x:115712")] = None,
+    customer: Annotated[str | None, typer.Option("--customer", help="CRM customer id")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Remove a person from every table, raw payloads included; then re-export and re-publish."""
+    from warehouse.privacy import erase_account, erase_customer  # noqa: PLC0415
+
+    if bool(account) == bool(customer):
+        console.print("[red]error:[/red] give exactly one of --account SOURCE:ID or --customer ID")
+        raise typer.Exit(2)
+    with _writable(config) as con:
+        if account:
+            if ":" not in account:
+                console.print("[red]error:[/red] --account takes SOURCE:ACCOUNT_ID, e.g. x:115712")
+                raise typer.Exit(2)
+            source, account_id = account.split(":", 1)
+            report = erase_account(con, source, account_id)
+        else:
+            report = erase_customer(con, str(customer))
+    console.print(f"deleted: {report.deleted}")
+    console.print(f"rewritten: {report.rewritten}")
+    console.print("Exports and snapshots made before this still hold the person: run "
+                  "`resonanz export` and `resonanz snapshot publish` again.")
+
+
+@crm_app.command("review")
+def crm_review(config: ConfigOption = None) -> None:
+    """Show the links waiting for a decision (match probability between the two thresholds)."""
+    from warehouse.linking import review_queue  # noqa: PLC0415
+
+    with _writable(config) as con:
+        _print_arrow(review_queue(con), "Links to review")
+
+
+def _set_status(account: str, customer_id: str, status: str, config: Path | None) -> None:
+    from warehouse.linking import set_link_status  # noqa: PLC0415
+
+    source, _, account_id = account.partition(":")
+    with _writable(config) as con:
+        set_link_status(con, source, account_id, customer_id, status)
+    console.print(f"{account} ↔ customer {customer_id}: {status} (kept on every later linking run)")
+
+
+@crm_app.command("confirm")
+def crm_confirm(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")],
+                customer_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Confirm that an account belongs to a customer."""
+    _set_status(account, customer_id, "confirmed", config)
+
+
+@crm_app.command("reject")
+def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")],
+               customer_id: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Reject a suggested link; it is never made again."""
+    _set_status(account, customer_id, "rejected", config)
 
 
 def main() -> None:

@@ -56,11 +56,34 @@ class GraphSettings(BaseModel):
     top_n: int = 10
 
 
+class Webhook(BaseModel):
+    """A webhook that receives alerts; its URL is a secret (Slack and Teams put the token in it)."""
+
+    url: SecretStr
+    flavor: Literal["slack", "teams", "json"] = "json"
+
+
 class AlertSettings(BaseModel):
     # Fire when a brand's share of negative posts in the window exceeds this, with enough volume.
     negative_share_threshold: float = 0.4
     min_posts: int = 20
     crisis_terms: list[str] = Field(default_factory=list)
+    # Volume spikes: robust z-score against the same hour on earlier days (see act/spikes.py).
+    spike_z_threshold: float = 4.0
+    spike_min_posts: int = 5  # an hour with fewer posts never counts as a spike
+    spike_history_days: int = 28
+    # Negative surge: the window's negative share against the windows before it.
+    surge_min_increase: float = 0.15  # share points, e.g. 0.15 = from 20 % to 35 %
+    # A customer of these ABC classes who posts negatively fires `customer_negative`.
+    high_value_classes: list[str] = Field(default_factory=lambda: ["A"])
+    # The same rule for the same subject stays quiet this long after it fired (unless it got worse).
+    cooldown_minutes: int = 240
+    # Delivery: only alerts at or above this severity are sent; at most this many per message.
+    deliver_min_severity: Literal["info", "warning", "critical"] = "warning"
+    max_alerts_per_message: int = 20
+    # Webhooks (Slack, Teams or plain JSON). URLs carry their secret in the path: set them in the
+    # environment, e.g. RESONANZ_ALERTS__WEBHOOKS='[{"url": "https://hooks...", "flavor": "slack"}]'.
+    webhooks: list[Webhook] = Field(default_factory=list)
 
 
 class SmtpSettings(BaseModel):
@@ -77,7 +100,12 @@ class CrmSettings(BaseModel):
     # CSV exports; `bundled:` paths point into the package's sample folder.
     customers_csv: str | None = None
     identities_csv: str | None = None
+    invoices_csv: str | None = None  # one row per invoice: the input of ABC, RFM and CLV
     crm_source: str = "crm"
+    # Probabilistic linking: at or above `auto_link_threshold` a link is made; between the two
+    # thresholds it waits in the review queue (`resonanz crm review`).
+    auto_link_threshold: float = 0.9
+    review_threshold: float = 0.5
 
 
 class Settings(BaseSettings):
@@ -90,6 +118,9 @@ class Settings(BaseSettings):
 
     duckdb_path: Path = Path("resonanz.duckdb")
     report_dir: Path = Path("reports")
+    export_dir: Path = Path("exports")
+    # A read-only copy analysts attach while the pipeline writes (DuckDB allows one writer).
+    snapshot_path: Path = Path("resonanz-snapshot.duckdb")
     prefect_home: Path = Path(".prefect")
     brands: list[Brand] = Field(default_factory=list)
     sources: list[SourceSpec] = Field(default_factory=list)

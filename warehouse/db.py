@@ -17,6 +17,23 @@ class WarehouseLocked(RuntimeError):
     """Another process holds the DuckDB file open for writing."""
 
 
+class WarehouseNotWritable(RuntimeError):
+    """The DuckDB file or its folder cannot be written (read-only mount, permissions)."""
+
+
+class WarehouseFull(RuntimeError):
+    """The disk holding the DuckDB file ran out of space; the interrupted transaction was not stored."""
+
+
+def _disk_full(exc: BaseException, path: str) -> WarehouseFull | None:
+    if isinstance(exc, duckdb.Error) and "no space left on device" in str(exc).lower():
+        return WarehouseFull(
+            f"the disk holding {path} is full; the batch being stored was rolled back and nothing earlier is lost. "
+            "Free some space and run again (collection resumes from the stored cursors)."
+        )
+    return None
+
+
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=read_only)
@@ -26,6 +43,12 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"{path} is open for writing by another process (DuckDB allows one writer). "
                 "Wait for the running pipeline to finish, or query a published snapshot "
                 "(see docs/queries.md)."
+            ) from exc
+        message = str(exc).lower()
+        if not read_only and ("read-only file system" in message or "permission denied" in message):
+            raise WarehouseNotWritable(
+                f"{path} cannot be written ({exc}). Check the file's permissions and that its disk is "
+                "mounted read-write; to query it as it is, open it read-only."
             ) from exc
         raise
 
@@ -84,10 +107,28 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("BEGIN TRANSACTION")
     try:
         yield con
-    except BaseException:
+    except BaseException as exc:
         con.execute("ROLLBACK")
+        full = _disk_full(exc, _database_file(con))
+        if full:
+            raise full from exc
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        # A failed COMMIT (e.g. the WAL could not be written) leaves nothing of the transaction stored.
+        full = _disk_full(exc, _database_file(con))
+        if full:
+            raise full from exc
+        raise
+
+
+def _database_file(con: duckdb.DuckDBPyConnection) -> str:
+    try:
+        row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    except duckdb.Error:
+        row = None
+    return str(row[0]) if row and row[0] else "the warehouse file"
 
 
 def table_counts(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...]) -> dict[str, int]:

@@ -7,6 +7,8 @@ Natural keys are the primary keys, so every load is an idempotent upsert.
 
 from __future__ import annotations
 
+from warehouse.views import VIEWS_SQL_V3
+
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -184,14 +186,184 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        2,
+        "customer invoices and customer value",
+        """
+        -- One row per invoice (the CRM's transactions aggregated per invoice: what value models need).
+        CREATE TABLE customer_invoices (
+            invoice_no      VARCHAR PRIMARY KEY,
+            customer_id     VARCHAR NOT NULL,
+            invoice_date    TIMESTAMP NOT NULL,      -- the shop's local time, as exported
+            n_lines         BIGINT,
+            quantity        BIGINT,
+            amount          DOUBLE NOT NULL,         -- negative for a cancellation
+            country         VARCHAR,
+            crm_source      VARCHAR NOT NULL,
+            loaded_at       TIMESTAMPTZ NOT NULL
+        );
+        -- Recomputed as a whole from customer_invoices (see warehouse/customer_value.py).
+        CREATE TABLE customer_value (
+            customer_id     VARCHAR PRIMARY KEY,
+            abc_class       VARCHAR NOT NULL,        -- A: top 80 % of revenue, B: next 15 %, C: rest
+            rfm_segment     VARCHAR NOT NULL,
+            rfm_score       VARCHAR NOT NULL,        -- recency, frequency, monetary quintiles, e.g. '545'
+            recency_days    INTEGER NOT NULL,        -- days from last purchase to the end of the data
+            frequency       INTEGER NOT NULL,        -- purchase invoices
+            monetary        DOUBLE NOT NULL,         -- net revenue (cancellations subtracted)
+            p_alive         DOUBLE,                  -- BG/NBD probability the customer is still active
+            clv_12m         DOUBLE,                  -- BG/NBD + Gamma-Gamma, next 12 months
+            computed_at     TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
+    (3, "analyst views", VIEWS_SQL_V3),
+    (
+        10,
+        "alert deliveries and dead letters",
+        """
+        -- One row per attempt to deliver a batch of alerts to one channel. A row with ok = false
+        -- is a dead letter: `payload` keeps what was to be sent, so it can be resent later.
+        -- Targets are redacted (a webhook URL's path is its secret); no secret is stored.
+        CREATE TABLE deliveries (
+            delivery_id     VARCHAR PRIMARY KEY,     -- channel + target + alert ids
+            channel         VARCHAR NOT NULL,        -- email | webhook:slack | webhook:teams | webhook:json
+            target          VARCHAR NOT NULL,
+            alert_ids       VARCHAR[] NOT NULL,
+            ok              BOOLEAN NOT NULL,
+            attempts        INTEGER NOT NULL,
+            status          INTEGER,                 -- last HTTP status or SMTP reply code
+            error           VARCHAR,
+            payload         JSON,                    -- only for dead letters
+            attempted_at    TIMESTAMPTZ NOT NULL
+        );
+        CREATE VIEW v_dead_letters AS
+        SELECT * FROM deliveries WHERE NOT ok;
+        """,
+    ),
+    (
+        20,
+        "influence groups, bot scores, rising influencers, brand standings, example posts",
+        """
+        -- Like influence_scores, every table below is keyed by the ranking's as_of: re-ranking the
+        -- same data window replaces its rows; a new window adds a point to each time series.
+        CREATE TABLE communities (
+            as_of           TIMESTAMPTZ NOT NULL,
+            community_id    INTEGER NOT NULL,        -- 0 = the largest group of this ranking
+            size            INTEGER NOT NULL,
+            influence       DOUBLE NOT NULL,         -- sum of the members' scores
+            leaders         VARCHAR[] NOT NULL,      -- 'source/account_id', best first
+            brands          JSON,                    -- brand -> interactions inside the group
+            net_sentiment   DOUBLE,
+            explanation     VARCHAR NOT NULL,
+            run_id          VARCHAR NOT NULL,
+            PRIMARY KEY (as_of, community_id)
+        );
+        CREATE TABLE community_members (
+            as_of             TIMESTAMPTZ NOT NULL,
+            source            VARCHAR NOT NULL,
+            account_id        VARCHAR NOT NULL,
+            community_id      INTEGER NOT NULL,
+            rank_in_community INTEGER NOT NULL,
+            PRIMARY KEY (as_of, source, account_id)
+        );
+        CREATE TABLE bot_scores (
+            as_of           TIMESTAMPTZ NOT NULL,
+            source          VARCHAR NOT NULL,
+            account_id      VARCHAR NOT NULL,
+            bot_score       DOUBLE NOT NULL,         -- 0 human-looking .. 1 every known signal says automated
+            likely_bot      BOOLEAN NOT NULL,        -- down-weighted in influence_scores
+            explanation     VARCHAR NOT NULL,
+            signals         JSON,
+            PRIMARY KEY (as_of, source, account_id)
+        );
+        CREATE TABLE rising_influencers (
+            as_of           TIMESTAMPTZ NOT NULL,
+            source          VARCHAR NOT NULL,
+            account_id      VARCHAR NOT NULL,
+            rank            INTEGER NOT NULL,
+            rise            DOUBLE NOT NULL,         -- robust z-score against the account's own history
+            score           DOUBLE NOT NULL,
+            previous_median DOUBLE NOT NULL,
+            history_points  INTEGER NOT NULL,
+            explanation     VARCHAR NOT NULL,
+            PRIMARY KEY (as_of, source, account_id)
+        );
+        CREATE TABLE brand_influence (
+            as_of           TIMESTAMPTZ NOT NULL,
+            brand           VARCHAR NOT NULL,
+            source          VARCHAR NOT NULL,
+            account_id      VARCHAR NOT NULL,
+            rank            INTEGER NOT NULL,
+            pagerank        DOUBLE NOT NULL,         -- inside the brand's subgraph
+            engagement      DOUBLE NOT NULL,
+            PRIMARY KEY (as_of, brand, source, account_id)
+        );
+        CREATE TABLE influence_examples (
+            as_of           TIMESTAMPTZ NOT NULL,
+            source          VARCHAR NOT NULL,
+            account_id      VARCHAR NOT NULL,
+            position        INTEGER NOT NULL,        -- 1 = the post that drew most engagement
+            post_id         VARCHAR NOT NULL,
+            PRIMARY KEY (as_of, source, account_id, position)
+        );
+        """,
+    ),
+    (
+        30,
+        "collect runs: per-source statistics and coverage",
+        """
+        -- One row per source per collect run: what was fetched, the rate-limit waits and
+        -- retries it cost, and how it ended. Together with `cursors` this is the record of
+        -- each source's coverage and data quality that analysts can query.
+        CREATE TABLE source_runs (
+            run_id            VARCHAR NOT NULL,
+            source_name       VARCHAR NOT NULL,
+            connector         VARCHAR NOT NULL,
+            stream            VARCHAR NOT NULL,
+            started_at        TIMESTAMPTZ NOT NULL,
+            finished_at       TIMESTAMPTZ NOT NULL,
+            status            VARCHAR NOT NULL,      -- completed | failed
+            pages             BIGINT NOT NULL,
+            posts             BIGINT NOT NULL,
+            quarantined       BIGINT NOT NULL,
+            requests          BIGINT,
+            retries           BIGINT,
+            rate_limit_waits  BIGINT,
+            waited_seconds    DOUBLE,
+            skipped           JSON,                  -- reason -> pages or streams given up
+            error             VARCHAR,
+            PRIMARY KEY (run_id, source_name)
+        );
+        CREATE VIEW v_source_coverage AS
+        SELECT r.source_name,
+               any_value(r.connector) AS connector,
+               any_value(r.stream) AS stream,
+               max(r.finished_at) FILTER (WHERE r.status = 'completed') AS last_success,
+               max(r.finished_at) FILTER (WHERE r.status = 'failed') AS last_failure,
+               count(*) AS runs,
+               sum(r.pages) AS pages,
+               sum(r.posts) AS posts,
+               sum(r.quarantined) AS quarantined,
+               sum(r.rate_limit_waits) AS rate_limit_waits,
+               sum(r.waited_seconds) AS waited_seconds,
+               sum(r.retries) AS retries,
+               any_value(c.state) AS cursor_state
+        FROM source_runs r
+        LEFT JOIN cursors c ON c.source_name = r.source_name AND c.stream = r.stream
+        GROUP BY r.source_name;
+        """,
+    ),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)
 
 # Tables whose rows are data (not logs): a re-run over the same input must leave their counts
 # unchanged. pipeline_runs is a log and grows by one row per run.
 DATA_TABLES: tuple[str, ...] = (
     "raw_payloads", "posts", "accounts", "interactions", "quarantine", "cursors", "annotations",
     "entities", "brand_mentions", "influence_scores", "customers", "customer_identities",
-    "account_customer_links", "alerts",
+    "account_customer_links", "alerts", "customer_invoices", "customer_value",
+    "deliveries", "communities", "community_members", "bot_scores", "rising_influencers",
+    "brand_influence", "influence_examples",
 )

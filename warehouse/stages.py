@@ -56,14 +56,16 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
     try:
         return con.execute(
             """
+            WITH current AS (
+                SELECT a.source, a.post_id, count(*) AS tasks_done
+                FROM annotations a
+                JOIN _wanted w ON a.task = w.task AND a.model_name || '@' || a.model_version = w.version
+                GROUP BY a.source, a.post_id
+            )
             SELECT p.source, p.post_id, p.text, p.lang_hint
             FROM posts p
-            WHERE EXISTS (
-                SELECT 1 FROM _wanted w
-                LEFT JOIN annotations a
-                  ON a.source = p.source AND a.post_id = p.post_id AND a.task = w.task
-                WHERE a.task IS NULL OR a.model_name || '@' || a.model_version <> w.version
-            )
+            LEFT JOIN current c ON c.source = p.source AND c.post_id = p.post_id
+            WHERE coalesce(c.tasks_done, 0) < (SELECT count(*) FROM _wanted)
             ORDER BY p.source, p.post_id
             """
         ).to_arrow_table()
@@ -165,6 +167,20 @@ def save_alerts(con: duckdb.DuckDBPyConnection, alerts: Sequence[Any]) -> int:
 
 
 # ---- runs ---------------------------------------------------------------------------------
+
+def save_source_run(con: duckdb.DuckDBPyConnection, run_id: str, source_name: str, connector: str, stream: str,
+                    started_at: datetime, status: str, counts: dict[str, int], stats: Any = None,
+                    error: str | None = None) -> None:
+    """Record one source's collect run: counts, rate-limit waits, retries and how it ended."""
+    con.execute(
+        "INSERT OR REPLACE INTO source_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, source_name, connector, stream, started_at, datetime.now(UTC), status,
+         counts.get("pages", 0), counts.get("posts", 0), counts.get("quarantine", 0),
+         getattr(stats, "requests", None), getattr(stats, "retries", None),
+         getattr(stats, "rate_limit_waits", None), getattr(stats, "waited_seconds", None),
+         json.dumps(getattr(stats, "skipped", None) or {}, sort_keys=True), error],
+    )
+
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str) -> None:
     con.execute(

@@ -1,0 +1,126 @@
+"""Enricher end to end on real EN/DE posts and on bad input; rows fit the warehouse tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from nlp.pipeline import Enricher
+from nlp.records import Annotation, Enrichment, PostText
+from warehouse.db import open_warehouse
+from warehouse.stages import save_enrichment
+
+REAL_POSTS = [
+    # Real posts: TWCS (EN) and GermEval-2017 (DE), see tests/fixtures/nlp/PROVENANCE.md.
+    PostText("x", "en1", "@AppleSupport my Apple TV works fine with my phone, but when playing videos on Mac air it stutters so much", "en"),
+    PostText("x", "en2", "I'm NEVER using Amazon again! After waiting in all day as item is \"out for delivery\", they've only gone and sent it to the WRONG COUNTRY!", None),
+    PostText("x", "de1", "@DB_Bahn Wenn ein Unternehmen so konstant Mist baut wie eures, dann würde ich mir pseudolustige Sprüche gepflegt klemmen.", "de"),
+    PostText("x", "de2", "RT @nhitastic: Wisst ihr was geil ist? WLAN in der deutschen Bahn! @DB_Bahn haha", None),
+]
+
+BAD_POSTS = [
+    PostText("x", "empty", "", None),
+    PostText("x", "spaces", " \n\t ", None),
+    PostText("x", "emoji", "😡😡😡🚆", None),
+    PostText("x", "links", "https://t.co/abc https://www.bahn.de/x?y=1", None),
+    PostText("x", "surrogate", "Die Bahn \ud83d kommt \udc00 nie", "de"),
+    PostText("x", "nul", "Amazon\x00Prime kaputt", None),
+    PostText("x", "long", "Der ICE ist wieder zu spät. " + "Wir warten und warten. " * 50_000 + "Danke, DB!", None),
+    PostText("x", "french", "Merci beaucoup pour votre aide, le service client était vraiment excellent", None),
+    PostText("x", "hint_only", "👍", "de"),
+]
+
+
+@pytest.fixture(scope="module")
+def real(enricher: Enricher) -> Enrichment:
+    return enricher.enrich(REAL_POSTS)
+
+
+@pytest.fixture(scope="module")
+def bad(enricher: Enricher) -> Enrichment:
+    return enricher.enrich(BAD_POSTS)
+
+
+def annotation(result: Enrichment, post_id: str, task: str) -> Annotation:
+    (row,) = [a for a in result.annotations if a.post_id == post_id and a.task == task]
+    return row
+
+
+def test_every_post_gets_a_language_and_a_sentiment_row(real: Enrichment, bad: Enrichment) -> None:
+    for result, posts in ((real, REAL_POSTS), (bad, BAD_POSTS)):
+        keys = sorted((a.post_id, a.task) for a in result.annotations)
+        assert keys == sorted((p.post_id, t) for p in posts for t in ("language", "sentiment"))
+
+
+def test_real_english_and_german_posts(real: Enrichment) -> None:
+    assert [annotation(real, p, "language").label for p in ("en1", "en2", "de1", "de2")] == ["en", "en", "de", "de"]
+    assert annotation(real, "en2", "sentiment").label == "negative"
+    assert annotation(real, "de1", "sentiment").label == "negative"
+    for post_id in ("en1", "en2", "de1", "de2"):
+        score = annotation(real, post_id, "sentiment").score
+        assert score is not None and 1 / 3 <= score <= 1.0
+    brands = {(m.post_id, m.brand, m.matched_text) for m in real.brand_mentions}
+    assert brands == {
+        ("en1", "Apple", "@AppleSupport"),
+        ("en1", "Apple", "Apple"),
+        ("en2", "Amazon", "Amazon"),
+        ("de1", "Deutsche Bahn", "@DB_Bahn"),
+        ("de2", "Deutsche Bahn", "Bahn"),
+        ("de2", "Deutsche Bahn", "@DB_Bahn"),
+    }
+    # Brand sentiment is the post's sentiment for now.
+    for mention in real.brand_mentions:
+        assert mention.sentiment == annotation(real, mention.post_id, "sentiment").label
+    assert {e.label for e in real.entities if e.post_id.startswith("de")} == {"BRAND"}
+    assert ("en2", "Amazon", "ORG") in {(e.post_id, e.text, e.label) for e in real.entities}
+
+
+def test_bad_input_gets_defined_results(bad: Enrichment) -> None:
+    for post_id in ("empty", "spaces", "emoji", "links"):
+        assert annotation(bad, post_id, "language").label == "und"
+        assert annotation(bad, post_id, "sentiment").label is None
+    assert annotation(bad, "surrogate", "language").label == "de"
+    assert annotation(bad, "surrogate", "sentiment").label is not None
+    assert annotation(bad, "long", "language").label == "de"
+    assert annotation(bad, "long", "sentiment").label in {"negative", "neutral", "positive"}
+    assert annotation(bad, "french", "language").label == "fr"
+    assert annotation(bad, "french", "sentiment").label is None  # no head for French yet
+    assert annotation(bad, "hint_only", "language").label == "de"
+    # Brand matching runs on the whole long post (models read its first 5,000 characters).
+    assert [(m.brand, m.matched_text) for m in bad.brand_mentions if m.post_id == "long"] == [
+        ("ICE", "ICE"),
+        ("Deutsche Bahn", "DB"),
+    ]
+    assert {(m.brand, m.matched_text) for m in bad.brand_mentions if m.post_id == "nul"} == {("Prime", "Amazon Prime")}
+
+
+def test_model_versions_are_on_every_row(enricher: Enricher, real: Enrichment, bad: Enrichment) -> None:
+    versions = enricher.model_versions()
+    assert set(versions) >= {"language", "sentiment"}
+    for result in (real, bad):
+        for row in result.annotations:
+            assert row.model_name and row.model_version
+            assert versions[row.task] == f"{row.model_name}@{row.model_version}"
+        for span in result.entities:
+            assert span.model_name and span.model_version
+
+
+def test_rows_load_into_the_warehouse_tables(tmp_path: Path, enricher: Enricher, real: Enrichment,
+                                             bad: Enrichment) -> None:
+    con = open_warehouse(tmp_path / "enrich.duckdb")
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for posts, result in ((REAL_POSTS, real), (BAD_POSTS, bad)):
+        keys = [(p.source, p.post_id) for p in posts]
+        save_enrichment(con, keys, result.annotations, result.entities, result.brand_mentions, now)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("annotations", "entities", "brand_mentions")}
+    # One row per post and task, so the warehouse knows which model version saw each post.
+    assert counts["annotations"] == len(enricher.model_versions()) * (len(REAL_POSTS) + len(BAD_POSTS))
+    assert counts["brand_mentions"] == len(real.brand_mentions) + len(bad.brand_mentions)
+    assert counts["entities"] > 0
+    relevant = con.execute(
+        "SELECT count(*) FROM annotations WHERE task = 'relevance' AND label = 'relevant'").fetchone()[0]
+    with_mentions = con.execute("SELECT count(DISTINCT (source, post_id)) FROM brand_mentions").fetchone()[0]
+    assert relevant == with_mentions
