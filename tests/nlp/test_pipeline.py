@@ -48,10 +48,12 @@ def annotation(result: Enrichment, post_id: str, task: str) -> Annotation:
     return row
 
 
-def test_every_post_gets_a_language_and_a_sentiment_row(real: Enrichment, bad: Enrichment) -> None:
+def test_every_post_gets_one_row_per_task(enricher: Enricher, real: Enrichment, bad: Enrichment) -> None:
+    tasks = set(enricher.model_versions())
+    assert tasks == {"language", "sentiment", "entities", "relevance"}
     for result, posts in ((real, REAL_POSTS), (bad, BAD_POSTS)):
         keys = sorted((a.post_id, a.task) for a in result.annotations)
-        assert keys == sorted((p.post_id, t) for p in posts for t in ("language", "sentiment"))
+        assert keys == sorted((p.post_id, t) for p in posts for t in tasks)
 
 
 def test_real_english_and_german_posts(real: Enrichment) -> None:
