@@ -6,12 +6,23 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import duckdb
 
-from act.facts import BRAND_FACTS_SQL, POST_FACTS_SQL, Window, current_ranking, resolve_window
+from act.facts import (
+    BRAND_FACTS_SQL,
+    POST_FACTS_SQL,
+    RankedAccount,
+    Window,
+    as_utc,
+    current_ranking,
+    rising_influencers,
+    resolve_window,
+)
+from act.spikes import BUCKET, hourly_counts, score_hours, spikes
 from resonanz.settings import AlertSettings, Brand
 
 Severity = Literal["info", "warning", "critical"]
@@ -64,6 +75,11 @@ def evaluate_alerts(
         *negative_share_alerts(con, settings, brands, window),
         *crisis_term_alerts(con, settings, brands, window),
         *influencer_negative_alerts(con, brands, window),
+        *volume_spike_alerts(con, settings, brands, window),
+        *negative_surge_alerts(con, settings, brands, window),
+        *influencer_mention_alerts(con, brands, window),
+        *rising_influencer_alerts(con),
+        *customer_negative_alerts(con, settings, window),
     ]
     return sorted(alerts, key=lambda a: (-SEVERITY_ORDER[a.severity], a.rule, a.subject))
 
@@ -230,3 +246,269 @@ def influencer_negative_alerts(con: duckdb.DuckDBPyConnection, brands: list[Bran
             },
         ))
     return alerts
+
+
+# ---- rules added for scheduled alerting ------------------------------------------------------
+
+SPIKE_RECENT_HOURS = 3  # the flow runs every 15 minutes; three hours covers a missed run or two
+SURGE_HOURS = 24
+ALL_POSTS = "all posts"
+
+
+def evidence_id(rule: str, subject: str, keys: Iterable[str]) -> str:
+    """Derive an id from the evidence itself, so the same posts never fire the same rule twice."""
+    key = "\x1f".join([rule, subject, *sorted(keys)])
+    return f"{rule}:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+def _families(brands: list[Brand]) -> dict[str, str]:
+    names = {b.name for b in brands}
+    return {b.name: (b.owner if b.kind == "product" and b.owner in names else b.name) for b in brands}
+
+
+def volume_spike_alerts(
+    con: duckdb.DuckDBPyConnection, settings: AlertSettings, brands: list[Brand], window: Window
+) -> list[Alert]:
+    """Fire for an hour near the window's end whose volume beats its seasonal baseline (act/spikes.py)."""
+    history_start = window.end - timedelta(days=settings.spike_history_days)
+    own = [b.name for b in brands if b.kind != "competitor"]
+    family = _families(brands)
+    rows = con.execute(
+        f"""
+        SELECT f.source, f.post_id, f.created_at, f.engagement, list(DISTINCT m.brand) FILTER (m.brand IS NOT NULL)
+        FROM ({POST_FACTS_SQL}) f
+        LEFT JOIN brand_mentions m ON m.source = f.source AND m.post_id = f.post_id AND list_contains(?, m.brand)
+        GROUP BY f.source, f.post_id, f.created_at, f.engagement
+        """,
+        [history_start, window.end, own],
+    ).fetchall()
+    series: dict[str, list[tuple[str, str, datetime, int]]] = {ALL_POSTS: []}
+    for source, post_id, created_at, engagement, named in rows:
+        post = (source, post_id, as_utc(created_at), int(engagement))
+        series[ALL_POSTS].append(post)
+        for subject in {family[b] for b in named or []}:
+            series.setdefault(subject, []).append(post)
+    alerts = []
+    for subject, posts in sorted(series.items()):
+        hours, counts = hourly_counts([p[2] for p in posts], history_start, window.end)
+        recent = score_hours(hours, counts, settings.spike_history_days, only_last=SPIKE_RECENT_HOURS)
+        fired = spikes(recent, settings.spike_z_threshold, settings.spike_min_posts)
+        if not fired:
+            continue
+        top = max(fired, key=lambda s: s.z)
+        hour = Window(top.start, top.start + BUCKET)
+        in_hour = sorted((p for p in posts if hour.start <= p[2] < hour.end), key=lambda p: (-p[3], p[1]))
+        ratio = top.z / settings.spike_z_threshold
+        severity: Severity = "critical" if ratio >= 2 else "warning" if ratio >= 1.25 else "info"
+        if subject == ALL_POSTS:
+            severity = "info" if severity != "critical" else "warning"
+        alerts.append(Alert(
+            alert_id=alert_id("volume_spike", subject, hour),
+            rule="volume_spike",
+            subject=subject,
+            severity=severity,
+            window_start=hour.start,
+            window_end=hour.end,
+            message=(f"{subject}: {top.count} posts in the hour from {top.start:%Y-%m-%d %H:00} UTC, "
+                     f"usually {top.baseline_median:g} (robust z {top.z:.1f})"),
+            evidence={
+                "count": top.count, "baseline_median": top.baseline_median,
+                "baseline_scale": round(top.baseline_scale, 3), "baseline_hours": top.history,
+                "baseline": top.baseline, "z": round(top.z, 2), "z_threshold": settings.spike_z_threshold,
+                "spiking_hours": len(fired), "post_ids": [p[1] for p in in_hour][:MAX_EVIDENCE_POSTS],
+            },
+        ))
+    return alerts
+
+
+def negative_surge_alerts(
+    con: duckdb.DuckDBPyConnection, settings: AlertSettings, brands: list[Brand], window: Window
+) -> list[Alert]:
+    """Fire when a brand's negative share in the last 24 hours jumps above the rest of the window."""
+    recent_start = window.end - timedelta(hours=SURGE_HOURS)
+    if recent_start <= window.start:
+        return []
+    own = [b.name for b in brands if b.kind != "competitor"]
+    family = _families(brands)
+    rows = con.execute(
+        f"""
+        SELECT brand, post_id, created_at >= ? AS recent, brand_sentiment, sentiment_score
+        FROM ({BRAND_FACTS_SQL})
+        WHERE brand_sentiment IN ('negative', 'neutral', 'positive')
+        """,
+        [recent_start, window.start, window.end, own],
+    ).fetchall()
+    by_family: dict[str, dict[str, dict[str, str]]] = {}
+    for brand, post_id, recent, sentiment, _ in rows:
+        part = "recent" if recent else "before"
+        by_family.setdefault(family[brand], {"recent": {}, "before": {}})[part][post_id] = sentiment
+    alerts = []
+    for subject, parts in sorted(by_family.items()):
+        now, before = parts["recent"], parts["before"]
+        n_now, n_before = len(now), len(before)
+        if n_now < settings.spike_min_posts or n_before < 2 * settings.spike_min_posts:
+            continue
+        neg_now = [p for p, s in now.items() if s == "negative"]
+        share_now = len(neg_now) / n_now
+        share_before = sum(s == "negative" for s in before.values()) / n_before
+        increase = share_now - share_before
+        # Two-proportion z-test: is the recent share more than noise around the earlier one?
+        pooled = (len(neg_now) + share_before * n_before) / (n_now + n_before)
+        spread = (pooled * (1 - pooled) * (1 / n_now + 1 / n_before)) ** 0.5
+        z = increase / spread if spread else 0.0
+        if increase < settings.surge_min_increase or z < 2.0:
+            continue
+        severity: Severity = "critical" if increase >= 0.3 else "warning" if increase >= 0.2 else "info"
+        recent = Window(recent_start, window.end)
+        alerts.append(Alert(
+            alert_id=alert_id("negative_surge", subject, recent),
+            rule="negative_surge",
+            subject=subject,
+            severity=severity,
+            window_start=recent.start,
+            window_end=recent.end,
+            message=(f"{subject}: negative share rose to {share_now:.0%} of {n_now} rated posts in the last "
+                     f"{SURGE_HOURS} h, from {share_before:.0%} of {n_before} before (z {z:.1f})"),
+            evidence={
+                "recent_rated": n_now, "recent_negative": len(neg_now), "recent_share": round(share_now, 4),
+                "before_rated": n_before, "before_share": round(share_before, 4), "z": round(z, 2),
+                "post_ids": sorted(neg_now)[:MAX_EVIDENCE_POSTS],
+            },
+        ))
+    return alerts
+
+
+def influencer_mention_alerts(con: duckdb.DuckDBPyConnection, brands: list[Brand], window: Window) -> list[Alert]:
+    """Fire when a top-10 account mentions an own brand without being negative (negative has its own rule)."""
+    ranking = current_ranking(con, TOP_INFLUENCERS)
+    if not ranking:
+        return []
+    own = [b.name for b in brands if b.kind != "competitor"]
+    rows = con.execute(
+        f"""
+        SELECT source, author_id, post_id, list(DISTINCT brand ORDER BY brand)
+        FROM ({BRAND_FACTS_SQL})
+        WHERE coalesce(brand_sentiment, '') <> 'negative' AND list_contains(?, author_id)
+        GROUP BY source, author_id, post_id
+        """,
+        [window.start, window.end, own, [a.account_id for a in ranking]],
+    ).fetchall()
+    alerts = []
+    for account in ranking:
+        posts = sorted(r for r in rows if (r[0], r[1]) == (account.source, account.account_id))
+        # Brand accounts mention their own brand all day; that is not news for the brand team.
+        posts = [r for r in posts if not _is_brand_account(account, brands)]
+        if not posts:
+            continue
+        named = sorted({b for r in posts for b in r[3]})
+        subject = f"{account.source}:@{account.handle}"
+        post_ids = [r[2] for r in posts]
+        alerts.append(Alert(
+            alert_id=evidence_id("influencer_mention", subject, post_ids),
+            rule="influencer_mention",
+            subject=subject,
+            severity="warning" if account.rank <= 3 else "info",
+            window_start=window.start,
+            window_end=window.end,
+            message=(f"Top-{TOP_INFLUENCERS} influencer @{account.handle} (rank {account.rank}) mentioned "
+                     f"{', '.join(named)} ({len(posts)} post(s))"),
+            evidence={"account_id": account.account_id, "rank": account.rank, "brands": named,
+                      "explanation": account.explanation, "post_ids": post_ids[:MAX_EVIDENCE_POSTS]},
+        ))
+    return alerts
+
+
+def _is_brand_account(account: RankedAccount, brands: list[Brand]) -> bool:
+    handles = {h.lower() for b in brands for h in b.handles}
+    return account.handle.lower() in handles or account.account_id.lower() in handles
+
+
+def rising_influencer_alerts(con: duckdb.DuckDBPyConnection) -> list[Alert]:
+    """Fire for an account that rose into the top ranks (graph room's rising_influencers, or two rankings)."""
+    alerts = []
+    for row in rising_influencers(con, TOP_INFLUENCERS):
+        subject = f"{row.source}:@{row.handle}"
+        alerts.append(Alert(
+            alert_id=evidence_id("rising_influencer", subject, [row.as_of.isoformat()]),
+            rule="rising_influencer",
+            subject=subject,
+            severity="warning" if row.rank <= 3 else "info",
+            window_start=row.as_of,
+            window_end=row.as_of,
+            message=f"Rising influencer @{row.handle}: now rank {row.rank} ({row.change})",
+            evidence={"account_id": row.account_id, "rank": row.rank, "change": row.change,
+                      "explanation": row.explanation, "post_ids": []},
+        ))
+    return alerts
+
+
+def customer_negative_alerts(con: duckdb.DuckDBPyConnection, settings: AlertSettings, window: Window) -> list[Alert]:
+    """Fire when a linked high-value customer posts negatively after being positive or quiet before."""
+    rows = con.execute(
+        f"""
+        WITH facts AS ({POST_FACTS_SQL.replace("WHERE p.created_at BETWEEN ? AND ?", "WHERE p.created_at <= ?")}),
+        linked AS (
+            SELECT k.source, k.account_id, k.customer_id, v.abc_class, v.clv_12m, v.monetary
+            FROM account_customer_links k
+            JOIN customer_value v ON v.customer_id = k.customer_id
+            WHERE k.status IN ('auto', 'confirmed') AND list_contains(?, v.abc_class)
+        )
+        SELECT l.customer_id, any_value(l.abc_class), any_value(l.clv_12m), any_value(l.monetary),
+               any_value(l.source || ':' || l.account_id),
+               list(f.post_id ORDER BY f.post_id) FILTER (f.created_at >= ? AND f.sentiment = 'negative'),
+               count(*) FILTER (f.created_at < ? AND f.sentiment IN ('negative', 'neutral', 'positive')),
+               count(*) FILTER (f.created_at < ? AND f.sentiment = 'negative')
+        FROM linked l JOIN facts f ON f.source = l.source AND f.author_id = l.account_id
+        GROUP BY l.customer_id
+        ORDER BY l.customer_id
+        """,
+        [window.end, settings.high_value_classes, window.start, window.start, window.start],
+    ).fetchall()
+    alerts = []
+    for customer_id, abc, clv, monetary, account, negative_posts, rated_before, negative_before in rows:
+        if not negative_posts:
+            continue
+        # "Turning" negative: before the window the customer was rarely negative (or silent).
+        if rated_before and negative_before / rated_before >= 0.5:
+            continue
+        subject = f"customer {customer_id}"
+        alerts.append(Alert(
+            alert_id=evidence_id("customer_negative", subject, negative_posts),
+            rule="customer_negative",
+            subject=subject,
+            severity="critical" if len(negative_posts) >= 2 else "warning",
+            window_start=window.start,
+            window_end=window.end,
+            message=(f"High-value customer {customer_id} (class {abc}) posted {len(negative_posts)} negative "
+                     f"post(s) as {account}; before: {negative_before} of {rated_before} rated posts negative"),
+            evidence={"customer_id": customer_id, "abc_class": abc, "clv_12m": clv, "monetary": monetary,
+                      "account": account, "rated_before": rated_before, "negative_before": negative_before,
+                      "post_ids": list(negative_posts)[:MAX_EVIDENCE_POSTS]},
+        ))
+    return alerts
+
+
+def suppress_repeats(
+    con: duckdb.DuckDBPyConnection, alerts: list[Alert], cooldown_minutes: int, now: datetime | None = None
+) -> list[Alert]:
+    """Drop alerts stored before, and repeats of a rule and subject inside the cooldown unless more severe."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(minutes=cooldown_minutes)
+    rows = con.execute(
+        "SELECT alert_id, rule, subject, severity, fired_at FROM alerts WHERE fired_at >= ? OR list_contains(?, alert_id)",
+        [since, [a.alert_id for a in alerts]],
+    ).fetchall()
+    known = {r[0] for r in rows}
+    worst: dict[tuple[str, str], int] = {}
+    for _, rule, subject, severity, fired_at in rows:
+        if as_utc(fired_at) >= since:
+            key = (rule, subject)
+            worst[key] = max(worst.get(key, -1), SEVERITY_ORDER.get(severity, 0))
+    kept = []
+    for alert in alerts:
+        if alert.alert_id in known:
+            continue
+        if SEVERITY_ORDER[alert.severity] <= worst.get((alert.rule, alert.subject), -1):
+            continue
+        kept.append(alert)
+    return kept

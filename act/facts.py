@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+
+from resonanz.settings import Brand
 
 # One row per post in [?, ?] with its language, sentiment and engagement. Language comes from
 # the nlp "language" annotation, falling back to the connector's hint; region tags ("de-DE")
@@ -128,3 +131,118 @@ def current_ranking(con: duckdb.DuckDBPyConnection, top_n: int = 10) -> list[Ran
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class RisingAccount:
+    """An account of the current top ranks with its rank in the ranking before."""
+
+    rank: int
+    previous_rank: int | None  # None: not ranked at all before
+    source: str
+    account_id: str
+    handle: str
+    score: float
+    explanation: str
+    as_of: datetime
+    previous_as_of: datetime
+    previous_size: int  # accounts in the previous ranking
+
+    @property
+    def gain(self) -> int | None:
+        return None if self.previous_rank is None else self.previous_rank - self.rank
+
+
+def rising_accounts(con: duckdb.DuckDBPyConnection, top_n: int = 10) -> list[RisingAccount]:
+    """Compare each source's newest ranking with its previous one; [] when a source has only one."""
+    rows = con.execute(
+        """
+        WITH runs AS (
+            SELECT source, as_of, dense_rank() OVER (PARTITION BY source ORDER BY as_of DESC) AS age
+            FROM (SELECT DISTINCT source, as_of FROM influence_scores)
+        ),
+        latest AS (SELECT source, as_of FROM runs WHERE age = 1),
+        previous AS (
+            SELECT r.source, r.as_of, (SELECT count(*) FROM influence_scores x
+                                       WHERE x.source = r.source AND x.as_of = r.as_of) AS size
+            FROM runs r WHERE age = 2
+        )
+        SELECT s.rank, p.rank, s.source, s.account_id, coalesce(a.handle, s.account_id), s.score,
+               s.explanation, s.as_of, pr.as_of, pr.size
+        FROM influence_scores s
+        JOIN latest l ON l.source = s.source AND l.as_of = s.as_of
+        JOIN previous pr ON pr.source = s.source
+        LEFT JOIN influence_scores p
+            ON p.source = s.source AND p.account_id = s.account_id AND p.as_of = pr.as_of
+        LEFT JOIN accounts a ON a.source = s.source AND a.account_id = s.account_id
+        WHERE s.rank <= ?
+        ORDER BY coalesce(p.rank, 1000000) - s.rank DESC, s.rank, s.source, s.account_id
+        """,
+        [top_n],
+    ).fetchall()
+    return [
+        RisingAccount(
+            rank=int(r[0]), previous_rank=None if r[1] is None else int(r[1]), source=r[2], account_id=r[3],
+            handle=r[4], score=float(r[5]), explanation=r[6], as_of=as_utc(r[7]), previous_as_of=as_utc(r[8]),
+            previous_size=int(r[9]),
+        )
+        for r in rows
+    ]
+
+
+def select_brands(brands: list[Brand], names: Sequence[str] | None) -> list[Brand]:
+    """Keep the named brands with their products, plus every competitor; all when `names` is empty."""
+    if not names:
+        return list(brands)
+    known = {b.name for b in brands}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown brand(s) {', '.join(unknown)} (configured: {', '.join(sorted(known))})")
+    wanted = set(names)
+    return [b for b in brands if b.name in wanted or b.owner in wanted or b.kind == "competitor"]
+
+
+def has_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Tell whether a table exists in this warehouse (other rooms add theirs by migration) and has rows."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()[0]  # type: ignore[index]
+    return bool(exists) and con.execute(f"SELECT count(*) > 0 FROM {table}").fetchone()[0]  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class RisingRow:
+    """An account whose influence rose, from the graph room's rising_influencers or two rankings."""
+
+    source: str
+    account_id: str
+    handle: str
+    rank: int
+    change: str  # e.g. "robust z 4.2 vs its own history" or "rank 40 → 3"
+    explanation: str
+    as_of: datetime
+
+
+def rising_influencers(con: duckdb.DuckDBPyConnection, top_n: int = 10) -> list[RisingRow]:
+    """Prefer the graph room's rising_influencers table; fall back to comparing the last two rankings."""
+    if has_rows(con, "rising_influencers"):
+        rows = con.execute(
+            """
+            WITH latest AS (SELECT source, max(as_of) AS as_of FROM rising_influencers GROUP BY source)
+            SELECT r.source, r.account_id, coalesce(a.handle, r.account_id), r.rank, r.rise, r.explanation, r.as_of
+            FROM rising_influencers r JOIN latest l USING (source, as_of)
+            LEFT JOIN accounts a ON a.source = r.source AND a.account_id = r.account_id
+            ORDER BY r.rise DESC, r.rank LIMIT ?
+            """,
+            [top_n],
+        ).fetchall()
+        return [RisingRow(r[0], r[1], r[2], int(r[3]), f"rise z {r[4]:.1f} against its own history", r[5],
+                          as_utc(r[6])) for r in rows]
+    found = []
+    for a in rising_accounts(con, top_n):
+        if a.previous_size < top_n or (a.gain is not None and a.gain <= 0):
+            continue
+        before = f"rank {a.previous_rank}" if a.previous_rank else "unranked"
+        found.append(RisingRow(a.source, a.account_id, a.handle, a.rank, f"{before} → rank {a.rank}",
+                               a.explanation, a.as_of))
+    return found

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from act import charts
-from act.facts import BRAND_FACTS_SQL, POST_FACTS_SQL, RankedAccount, Window, current_ranking, resolve_window
+from act.facts import (
+    BRAND_FACTS_SQL,
+    POST_FACTS_SQL,
+    RankedAccount,
+    RisingRow,
+    Window,
+    current_ranking,
+    has_rows,
+    resolve_window,
+    rising_influencers,
+)
 from resonanz.settings import Brand
 
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
@@ -82,6 +93,45 @@ class NotablePost:
 
 
 @dataclass(frozen=True)
+class CommunityRow:
+    """A group of accounts that mostly talk among themselves, from the graph room's newest ranking."""
+
+    community_id: int
+    size: int
+    influence: float
+    leaders: list[str]
+    net_sentiment: float | None
+    explanation: str
+
+
+@dataclass(frozen=True)
+class CustomerClassRow:
+    """Customers of one ABC class and how many of them are active on social media in the period."""
+
+    abc_class: str
+    customers: int
+    revenue: float
+    linked: int  # with a firm link to a social account
+    active: int  # linked and posted in the period
+    posts: int
+    negative_posts: int
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """A linked customer who posted in the period."""
+
+    customer_id: str
+    abc_class: str
+    monetary: float
+    handle: str
+    posts: int
+    negative_posts: int
+    positive_posts: int
+    influence_rank: int | None
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Every number the report shows, for the HTML template, tests and other renderers."""
 
@@ -98,6 +148,10 @@ class ReportData:
     influencers: list[RankedAccount] = field(default_factory=list)
     most_negative: list[NotablePost] = field(default_factory=list)
     most_engaged: list[NotablePost] = field(default_factory=list)
+    rising: list[RisingRow] = field(default_factory=list)
+    communities: list[CommunityRow] = field(default_factory=list)
+    customer_classes: list[CustomerClassRow] = field(default_factory=list)
+    active_customers: list[CustomerRow] = field(default_factory=list)
 
     @property
     def sources(self) -> list[str]:
@@ -150,6 +204,10 @@ def report_data(
         influencers=current_ranking(con, TOP_INFLUENCERS),
         most_negative=_notable(con, bounds, brands, "negative"),
         most_engaged=_notable(con, bounds, brands, "engaged"),
+        rising=rising_influencers(con, TOP_INFLUENCERS),
+        communities=_communities(con),
+        customer_classes=_customer_classes(con, bounds),
+        active_customers=_active_customers(con, bounds),
     )
 
 
@@ -327,3 +385,168 @@ def _families(brands: list[Brand]) -> dict[str, str]:
     # So "Deutsche Bahn" speaks for ICE and BahnCard too.
     names = {b.name for b in brands}
     return {b.name: (b.owner if b.kind == "product" and b.owner in names else b.name) for b in brands}
+
+
+# ---- periods and file formats ------------------------------------------------------------------
+
+Period = Literal["last-week", "last-month", "all"]
+PERIOD_DAYS: dict[str, int] = {"last-week": 7, "last-month": 30}
+
+
+def period_window(con: duckdb.DuckDBPyConnection, period: str) -> tuple[datetime | None, datetime | None]:
+    """Turn a named period into (start, end): the 7 or 30 days up to the newest post, or everything.
+
+    Anchored on the newest collected post rather than the clock, so a report on an archive (or
+    after a collection outage) still covers the latest data and says which dates it covers.
+    """
+    if period == "all":
+        return None, None
+    if period not in PERIOD_DAYS:
+        raise ValueError(f"unknown period {period!r}: use last-week, last-month or all")
+    newest = con.execute("SELECT max(created_at) FROM posts").fetchone()
+    if newest is None or newest[0] is None:
+        return None, None
+    end = newest[0] if newest[0].tzinfo else newest[0].replace(tzinfo=UTC)
+    return end - timedelta(days=PERIOD_DAYS[period]), end
+
+
+def write_report(
+    con: duckdb.DuckDBPyConnection,
+    brands: list[Brand],
+    out_path: Path,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    title: str = "Resonanz listening report",
+) -> Path:
+    """Write the report as HTML or PDF, chosen by the file's suffix (.html or .pdf)."""
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower()
+    if suffix not in (".html", ".htm", ".pdf"):
+        raise ValueError(f"{out_path.name}: the report can be written as .html or .pdf")
+    if suffix != ".pdf":
+        return render_report(con, brands, out_path, period_start, period_end, title)
+    html = render_html(report_data(con, brands, period_start, period_end, title))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    html_to_pdf(html, out_path)
+    return out_path
+
+
+def write_report_files(
+    con: duckdb.DuckDBPyConnection,
+    brands: list[Brand],
+    stem: Path,
+    period_start: datetime | None = None,
+    period_end: datetime | None = None,
+    pdf: bool = True,
+) -> tuple[Path, Path | None]:
+    """Write `stem`.html and (with `pdf`) `stem`.pdf from one query of the warehouse."""
+    html = render_html(report_data(con, brands, period_start, period_end))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    html_path = stem.with_name(stem.name + ".html")
+    html_path.write_text(html, encoding="utf-8")
+    return html_path, html_to_pdf(html, stem.with_name(stem.name + ".pdf")) if pdf else None
+
+
+def html_to_pdf(html: str, out_path: Path) -> Path:
+    """Lay the report's HTML out as A4 pages with WeasyPrint (local only: every image is inline)."""
+    try:
+        from weasyprint import HTML  # noqa: PLC0415 - optional: only PDF output needs it
+        from weasyprint.urls import URLFetcher  # noqa: PLC0415
+    except ImportError:
+        raise RuntimeError(
+            "PDF output needs WeasyPrint: `pip install weasyprint` (it uses the system's Pango; on "
+            "Debian/Ubuntu `apt-get install libpango-1.0-0 libpangoft2-1.0-0`), or write .html instead"
+        ) from None
+
+    # Charts are data: URIs; refusing every other scheme keeps a post's link from being fetched.
+    HTML(string=html, url_fetcher=URLFetcher(allowed_protocols={"data"})).write_pdf(out_path)
+    return out_path
+
+
+# ---- sections that depend on other rooms' tables (absent tables give empty sections) --------------
+
+COMMUNITIES_SHOWN = 8
+CUSTOMERS_SHOWN = 10
+
+# Customers with a firm link (auto or confirmed) and their posts in the period.
+_CUSTOMER_POSTS_SQL = f"""
+    WITH facts AS ({POST_FACTS_SQL}),
+    linked AS (
+        SELECT k.customer_id, k.source, k.account_id FROM account_customer_links k
+        WHERE k.status IN ('auto', 'confirmed')
+    )
+    SELECT l.customer_id, l.source, l.account_id, f.post_id, f.sentiment
+    FROM linked l LEFT JOIN facts f ON f.source = l.source AND f.author_id = l.account_id
+"""
+
+
+def _communities(con: duckdb.DuckDBPyConnection) -> list[CommunityRow]:
+    if not has_rows(con, "communities"):
+        return []
+    rows = con.execute(
+        """
+        SELECT community_id, size, influence, leaders, net_sentiment, explanation FROM communities
+        WHERE as_of = (SELECT max(as_of) FROM communities)
+        ORDER BY influence DESC, community_id LIMIT ?
+        """,
+        [COMMUNITIES_SHOWN],
+    ).fetchall()
+    keys = {tuple(leader.split("/", 1)) for r in rows for leader in (r[3] or [])[:3] if "/" in leader}
+    handles = _handles(con, keys)  # type: ignore[arg-type]
+    return [
+        CommunityRow(int(r[0]), int(r[1]), float(r[2]),
+                     [handles.get(tuple(x.split("/", 1)), x.split("/", 1)[-1]) for x in (r[3] or [])[:3]],  # type: ignore[arg-type]
+                     r[4], r[5])
+        for r in rows
+    ]
+
+
+def _customer_classes(con: duckdb.DuckDBPyConnection, bounds: list[datetime]) -> list[CustomerClassRow]:
+    if not has_rows(con, "customer_value"):
+        return []
+    rows = con.execute(
+        f"""
+        WITH posts AS ({_CUSTOMER_POSTS_SQL}),
+        per_customer AS (
+            SELECT customer_id, count(DISTINCT source || account_id) AS accounts, count(post_id) AS posts,
+                   count(*) FILTER (sentiment = 'negative') AS negative
+            FROM posts GROUP BY customer_id
+        )
+        SELECT v.abc_class, count(*), sum(v.monetary),
+               count(p.customer_id), count(*) FILTER (p.posts > 0),
+               coalesce(sum(p.posts), 0), coalesce(sum(p.negative), 0)
+        FROM customer_value v LEFT JOIN per_customer p USING (customer_id)
+        GROUP BY v.abc_class ORDER BY v.abc_class
+        """,
+        bounds,
+    ).fetchall()
+    return [CustomerClassRow(r[0], int(r[1]), float(r[2] or 0), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+            for r in rows]
+
+
+def _active_customers(con: duckdb.DuckDBPyConnection, bounds: list[datetime]) -> list[CustomerRow]:
+    if not has_rows(con, "customer_value"):
+        return []
+    rows = con.execute(
+        f"""
+        WITH posts AS ({_CUSTOMER_POSTS_SQL}),
+        ranked AS (
+            SELECT s.source, s.account_id, s.rank FROM influence_scores s
+            JOIN (SELECT source, max(as_of) AS as_of FROM influence_scores GROUP BY source) l USING (source, as_of)
+        )
+        SELECT v.customer_id, v.abc_class, v.monetary, any_value(coalesce(a.handle, p.account_id)),
+               count(p.post_id), count(*) FILTER (p.sentiment = 'negative'),
+               count(*) FILTER (p.sentiment = 'positive'), min(r.rank)
+        FROM posts p
+        JOIN customer_value v USING (customer_id)
+        LEFT JOIN accounts a ON a.source = p.source AND a.account_id = p.account_id
+        LEFT JOIN ranked r ON r.source = p.source AND r.account_id = p.account_id
+        WHERE p.post_id IS NOT NULL
+        GROUP BY v.customer_id, v.abc_class, v.monetary
+        ORDER BY v.abc_class, v.monetary DESC, v.customer_id
+        LIMIT ?
+        """,
+        [*bounds, CUSTOMERS_SHOWN],
+    ).fetchall()
+    return [CustomerRow(r[0], r[1], float(r[2]), r[3], int(r[4]), int(r[5]), int(r[6]),
+                        None if r[7] is None else int(r[7])) for r in rows]

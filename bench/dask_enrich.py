@@ -62,13 +62,15 @@ def measure(workers: int, posts: list, batch: int) -> dict[str, float]:
     batches = [posts[i : i + batch] for i in range(0, len(posts), batch)]
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": workers, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-        "dashboard_address": None, "memory_limit": "2GiB"})
+        "dashboard_address": None, "memory_limit": "2GiB",
+        # One core per worker: BLAS/ONNX thread pools inside each model would otherwise fight over the cores.
+        "env": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}})
 
     @flow(name=f"enrich_on_{workers}_workers", task_runner=runner)
     def run() -> dict[str, float]:
         started = time.perf_counter()
         # One warm-up batch per worker (models load here); Dask may place two on one worker, so use small ones.
-        [f.result() for f in [enrich.submit(posts[i * 8 : i * 8 + 8]) for i in range(workers * 2)]]
+        [f.result() for f in [enrich.submit(posts[i * 8 : i * 8 + 8]) for i in range(workers * 3)]]
         warm = time.perf_counter() - started
         started = time.perf_counter()
         done = sum(f.result() for f in [enrich.submit(b) for b in batches])

@@ -210,7 +210,7 @@ def evaluate_rising(window_days: int = 3, tolerance_days: int = 2) -> dict[str, 
     tolerance = timedelta(days=tolerance_days)
     rows = {}
     for handle, moment in sorted(events.items()):
-        near = [d for d in fired[handle] if abs(d - moment) <= tolerance + timedelta(days=1)]
+        near = [d for d in fired[handle] if abs(d - moment) <= tolerance]
         rows[handle] = {
             "event": moment.date().isoformat(),
             "fired": [d.date().isoformat() for d in fired[handle]],

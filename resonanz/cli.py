@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -304,13 +305,9 @@ def serve(
         "SECONDS for all, or NAME=SECONDS for one deployment (repeatable).")] = None,
 ) -> None:
     """Run every scheduled flow on this machine until stopped (Ctrl+C); schedules from flows/deployments.py."""
-    from datetime import timedelta  # noqa: PLC0415
-
     settings = load_settings(config)
     prepare_prefect(settings)
-    from prefect import serve as prefect_serve  # noqa: PLC0415
-
-    from flows.deployments import DEPLOYMENTS, runner_deployments  # noqa: PLC0415
+    from flows.deployments import DEPLOYMENTS  # noqa: PLC0415
 
     specs = [d for d in DEPLOYMENTS if not only or d.name in only]
     unknown = sorted(set(only or []) - {d.name for d in DEPLOYMENTS})
@@ -318,6 +315,69 @@ def serve(
         console.print(f"[red]error:[/red] no deployment named {', '.join(unknown)} "
                       f"(known: {', '.join(d.name for d in DEPLOYMENTS)})")
         raise typer.Exit(2)
+    with _prefect_api() as api_url:
+        console.print(f"Prefect API: {api_url}")
+        _serve(specs, config, duckdb_path, every)
+
+
+@contextmanager
+def _prefect_api() -> Iterator[str]:
+    """Use PREFECT_API_URL if set; otherwise run `prefect server start` on 127.0.0.1 for this session.
+
+    Schedules are created by the API server's scheduler service, which Prefect's temporary
+    in-process server does not run; a local server does.
+    """
+    import shutil  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    prefect_cli = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    log_path = Path(os.environ["PREFECT_HOME"]) / "server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"Starting a local Prefect server on 127.0.0.1:{port} (log: {log_path}); this takes ~15-30 s...")
+    with log_path.open("ab") as log:
+        server = subprocess.Popen([prefect_cli, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  stdout=log, stderr=subprocess.STDOUT)
+        api_url = f"http://127.0.0.1:{port}/api"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    console.print(f"[red]error:[/red] the Prefect server did not start; see {log_path}")
+                    raise typer.Exit(2)
+                time.sleep(0.5)
+            os.environ["PREFECT_API_URL"] = api_url
+            yield api_url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def _serve(specs: list[Any], config: Path | None, duckdb_path: Path | None, every: list[str] | None) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from prefect import serve as prefect_serve  # noqa: PLC0415 - after PREFECT_API_URL is settled
+
+    from flows.deployments import runner_deployments  # noqa: PLC0415
+
     try:
         intervals = _intervals(every or [], [d.name for d in specs])
     except ValueError as exc:

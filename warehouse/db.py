@@ -75,21 +75,28 @@ def open_warehouse(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPy
     return con
 
 
-def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+def applied_versions(con: duckdb.DuckDBPyConnection) -> set[int]:
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
-    return int(row[0]) if row else 0
+    return {int(row[0]) for row in con.execute("SELECT version FROM schema_version").fetchall()}
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    return max(applied_versions(con), default=0)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
-    """Apply every migration newer than the file's version, each in its own transaction."""
-    current = schema_version(con)
+    """Apply every migration the file has not had yet, in version order, each in its own transaction.
+
+    Rooms number their migrations in separate ranges, so a file can be at version 30 and still
+    miss 10: what counts is the set of applied versions, not the highest.
+    """
+    done = applied_versions(con)
     applied: list[int] = []
-    for version, description, sql in MIGRATIONS:
-        if version <= current:
+    for version, description, sql in sorted(MIGRATIONS, key=lambda m: m[0]):
+        if version in done:
             continue
         with transaction(con):
             con.execute(sql)

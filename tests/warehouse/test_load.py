@@ -100,3 +100,18 @@ def test_transaction_rolls_back(con):
             con.execute("INSERT INTO customers VALUES ('1', 'DE', NULL, NULL, 1, 1.0, 'crm', now())")
             raise RuntimeError("boom")
     assert con.execute("SELECT count(*) FROM customers").fetchone()[0] == 0
+
+
+def test_a_migration_numbered_below_the_newest_is_still_applied(tmp_path, monkeypatch):
+    import warehouse.db as db
+    from warehouse.schema import MIGRATIONS as REAL
+
+    path = tmp_path / "old.duckdb"
+    # A file created before migration 10 existed, but already at version 30.
+    monkeypatch.setattr(db, "MIGRATIONS", [m for m in REAL if m[0] != 10])
+    open_warehouse(path).close()
+    monkeypatch.setattr(db, "MIGRATIONS", REAL)
+    con = open_warehouse(path)
+    versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
+    con.close()
+    assert versions == sorted(m[0] for m in REAL)
