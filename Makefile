@@ -31,7 +31,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python -m bench.pipeline
 
 clean:
 	rm -rf $(VENV) .prefect resonanz.duckdb resonanz.duckdb.wal reports

@@ -1,6 +1,6 @@
 """Measure parse + normalise speed (records/s) of the Mastodon, Bluesky, YouTube, MediaWiki and import parsers.
 
-Run: `.venv/bin/python bench/connectors_more_speed.py [--repeat 5]`. No network: the live
+Run: `.venv/bin/python -m bench.connectors_more_speed [--repeat 5]`. No network: the live
 connectors' parsers are timed on the test fixtures' response bodies (each parsed `--copies`
 times), the importers on files built in a temporary folder from the whole bundled X samples
 (2,003 TWCS tweets as twarc2 JSONL, 1,168 GermEval tweets as a 4CAT CSV). Prints a table and
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from machine import machine_info
+from bench.machine import machine_info
 from connectors.bluesky import parse_bluesky_page
 from connectors.importers import Twarc2Importer, fourcat_importer
 from connectors.mastodon import parse_mastodon_page

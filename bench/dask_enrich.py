@@ -1,6 +1,6 @@
 """Enrichment fanned out with Prefect's DaskTaskRunner on a LocalCluster bound to 127.0.0.1: speed-up per worker.
 
-    PYTHONPATH=/path/to/prefect-dask .venv/bin/python bench/dask_enrich.py --workers 1 2 --batch 128
+    PYTHONPATH=/path/to/prefect-dask .venv/bin/python -m bench.dask_enrich --workers 1 2 --batch 128
 
 Posts are the bundled sample (real X and feed posts, parsed by the connectors). Each Dask worker is a
 process with one thread that builds the Enricher once (models load on first use) and enriches

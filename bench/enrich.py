@@ -16,8 +16,7 @@ import tomllib
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from machine import machine_info  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 
 from nlp.pipeline import Enricher  # noqa: E402
 from nlp.records import PostText  # noqa: E402

@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing (atheris/libFuzzer) of every parser that reads outside input.
 
-    .venv/bin/python bench/fuzz_parsers.py --seconds 180            # every parser, 3 min each
-    .venv/bin/python bench/fuzz_parsers.py --parser feed --seconds 60
+    .venv/bin/python -m bench.fuzz_parsers --seconds 180            # every parser, 3 min each
+    .venv/bin/python -m bench.fuzz_parsers --parser feed --seconds 60
 
 Each parser runs in its own process, seeded with the real recorded payloads; an exception other than
 the parser's named, expected ones is a finding (libFuzzer stops and saves the input as crash-*).

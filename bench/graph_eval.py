@@ -6,14 +6,13 @@ independent ground truth: the retweet network is not part of the input) by Spear
 correlation and precision@100 (share of a method's top 100 that are among the 100 most
 retweeted users of the graph). Prints a table and writes bench/results/graph_eval.json.
 Reads /work/shared/data/graph_higgs_twitter and says so when it is absent.
-Usage: python bench/graph_eval.py
+Usage: python -m bench.graph_eval
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,8 +22,7 @@ import pyarrow as pa
 from scipy.stats import spearmanr
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))  # also runnable as a plain script
-from machine import machine_info  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 
 from graph.influence import rank_accounts  # noqa: E402
 from resonanz.settings import GraphSettings  # noqa: E402

@@ -2,7 +2,7 @@
 
 Per step: seconds (from rank_all's own timings) and, for the whole call, the peak growth of
 resident memory; PageRank against a bare scipy power iteration on the same edges in the same
-run. The synthetic graphs are those of bench/graph_rank.py (Zipf-skewed targets, 90 days).
+run. The synthetic graphs are those of bench/graph.py (Zipf-skewed targets, 90 days).
 Prints a table and writes bench/results/graph_scale.json.
 Usage: .venv/bin/python -m bench.graph_scale [--sizes 1000000 10000000]
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from bench.graph_rank import AS_OF, bare_power_iteration, measure, synthetic_interactions
+from bench.graph import AS_OF, bare_power_iteration, measure, synthetic_interactions
 from bench.machine import machine_info
 from graph.build import build_edges
 from graph.communities import backend

@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import SplineTransformer
 
-from bench.graph_rank import real_interactions
+from bench.graph import real_interactions
 from bench.graph_eval import AS_OF as HIGGS_AS_OF
 from bench.graph_eval import HIGGS, load_edges, precision_at_k, retweets_received
 from bench.machine import machine_info

@@ -5,7 +5,7 @@ Sentiment: the shipped head (nlp/models/sentiment_e5_head.npz) on TweetEval vali
 test tweets; VADER as an EN baseline. Language id: accuracy on the EN/DE tweets of the same
 sets. Entities: spaCy EN on WNUT-17 dev (exact-span micro-F1 after label mapping).
 Reads /work/shared/data (or $RESONANZ_DATA) and says so when it is absent.
-Usage: python bench/nlp_eval.py
+Usage: python -m bench.nlp_eval
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from machine import machine_info  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 
 from nlp.entities import EntityExtractor  # noqa: E402
 from nlp.language import LanguageDetector  # noqa: E402

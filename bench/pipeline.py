@@ -2,21 +2,19 @@
 
 Runs the rooms' own functions without Prefect, so each figure is the stage's cost alone.
 Prints posts/second per stage and writes bench/results/pipeline.json.
-Usage: python bench/pipeline.py [--repeat N]
+Usage: python -m bench.pipeline [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_info  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 
 from connectors.registry import build_connector  # noqa: E402
 from graph.influence import rank_accounts  # noqa: E402

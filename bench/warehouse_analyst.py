@@ -5,7 +5,7 @@ total with new ids; annotations and brand mentions are derived the same way as i
 (language from the dataset, VADER sentiment, configured brand names). Linking pits `--accounts`
 accounts against as many CRM customers whose identities share handles, e-mails or names with a
 tenth of them. Prints figures and writes bench/results/warehouse_analyst.json.
-Usage: python bench/warehouse_analyst.py [--posts 1000000] [--accounts 100000]
+Usage: python -m bench.warehouse_analyst [--posts 1000000] [--accounts 100000]
 """
 
 from __future__ import annotations

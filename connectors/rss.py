@@ -74,15 +74,18 @@ def html_text_and_links(html: str, base_url: str | None = None) -> tuple[str, li
     parser.close()
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     text = "\n".join(line for line in lines if line)
-    links = [urljoin(base_url or "", href) for href in parser.links]
-    return text, [link for link in links if urlparse(link).scheme in ("http", "https")]
+    links = [_join(base_url or "", href) for href in parser.links]
+    return text, [link for link in links if _is_url(link)]
 
 
 def site_of(url: str | None) -> str | None:
     """Return the host of a URL without a leading www., lower-cased."""
     if not url:
         return None
-    host = (urlparse(url).hostname or "").lower()
+    try:
+        host = (urlparse(url).hostname or "").lower()
+    except ValueError:  # e.g. "http://[broken" (an invalid IPv6 literal)
+        return None
     return host.removeprefix("www.") or None
 
 
@@ -90,7 +93,10 @@ def unwrap_redirect(url: str | None) -> str | None:
     """Return the target of a Google redirect link (as in Google Alerts feeds), else the URL itself."""
     if not url:
         return url
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError:
+        return url
     if parsed.hostname and parsed.hostname.endswith("google.com") and parsed.path == "/url":
         target = parse_qs(parsed.query).get("url") or parse_qs(parsed.query).get("q")
         if target:
@@ -104,20 +110,25 @@ def parse_feed(body: bytes, provenance: Provenance, cursor: Cursor, content_type
     if stripped.startswith(b"{"):
         return _parse_json_feed(body, provenance, cursor)
     refusal = _xml_refusal(stripped)
-    parsed = feedparser.parse(b"" if refusal else body, sanitize_html=True, resolve_relative_uris=True)
+    try:
+        parsed = feedparser.parse(b"" if refusal else body, sanitize_html=True, resolve_relative_uris=True)
+    except Exception as exc:  # noqa: BLE001 (feedparser's own bugs, e.g. <psc:chapter> without start: TypeError)
+        refusal = f"feed parser failed: {type(exc).__name__}: {exc}"
+        parsed = feedparser.parse(b"")
     text = body.decode(parsed.get("encoding") or "utf-8", errors="replace")
     raw = RawPayload(provenance=provenance, body=text, content_type=content_type)
     page = Page(raw=raw, cursor=cursor)
     if refusal:
         page.quarantined.append(Quarantined(PLATFORM, raw.raw_id, refusal, text[:_FRAGMENT_LIMIT]))
         return page
-    if parsed.bozo:
+    if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
         page.quarantined.append(Quarantined(
             PLATFORM, raw.raw_id, f"malformed feed: {type(exc).__name__}: {exc}", text[:_FRAGMENT_LIMIT]
         ))
-    if not parsed.entries and not parsed.version:
-        if not parsed.bozo:
+    # An empty body parses to a result without "version" (attribute access would raise): use .get.
+    if not parsed.get("entries") and not parsed.get("version"):
+        if not parsed.get("bozo"):
             reason = "not a feed: no RSS/Atom root"
             page.quarantined.append(Quarantined(PLATFORM, raw.raw_id, reason, text[:_FRAGMENT_LIMIT]))
         return page
@@ -146,8 +157,8 @@ def _xml_refusal(body: bytes) -> str | None:
         defused_fromstring(body, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         return f"refused feed: {type(exc).__name__}: {exc}"
-    except (ET.ParseError, ValueError):
-        return None  # not well-formed: feedparser's lenient parser and the bozo flag handle it
+    except (ET.ParseError, ValueError, LookupError):
+        return None  # not well-formed or an unknown encoding: feedparser's lenient parser and the bozo flag handle it
     return None
 
 
@@ -161,10 +172,11 @@ def _feed_home(feed: Any) -> str | None:
 
 def _entry_html(entry: Any) -> str:
     # Full content beats the summary; podcasts often carry show notes only in content:encoded.
+    # feedparser may hold a key with the value None (e.g. an element cut off mid-document): "or" covers both.
     contents = entry.get("content") or []
     if contents:
-        return max((c.get("value", "") for c in contents), key=len)
-    return entry.get("summary", "")
+        return max((c.get("value") or "" for c in contents), key=len)
+    return entry.get("summary") or ""
 
 
 def _struct_time(value: Any) -> datetime | None:
@@ -187,7 +199,7 @@ def _parse_json_feed(body: bytes, provenance: Provenance, cursor: Cursor) -> Pag
     if not isinstance(document, dict) or "jsonfeed.org" not in str(document.get("version", "")):
         page.quarantined.append(Quarantined(PLATFORM, raw.raw_id, "JSON is not a JSON Feed", text[:_FRAGMENT_LIMIT]))
         return page
-    feed_author = (document.get("author") or {}).get("name") if isinstance(document.get("author"), dict) else None
+    feed_author = _text(document["author"].get("name")) or None if isinstance(document.get("author"), dict) else None
     entries = []
     for item in document.get("items") or []:
         if not isinstance(item, dict):
@@ -195,20 +207,29 @@ def _parse_json_feed(body: bytes, provenance: Provenance, cursor: Cursor) -> Pag
             page.quarantined.append(Quarantined(PLATFORM, raw.raw_id, reason, json.dumps(item)))
             continue
         authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
-        author = next((a.get("name") for a in authors if isinstance(a, dict) and a.get("name")), None) or feed_author
+        names = (_text(a.get("name")) for a in authors if isinstance(a, dict)) if isinstance(authors, list) else ()
+        author = next((name for name in names if name), None) or feed_author
         try:
-            published = datetime.fromisoformat(item["date_published"]) if item.get("date_published") else None
+            published = datetime.fromisoformat(item["date_published"]) if _text(item.get("date_published")) else None
         except (TypeError, ValueError):
             published = None
+        if published and published.tzinfo is None:
+            published = published.replace(tzinfo=timezone.utc)  # JSON Feed requires an offset; assume UTC if absent
         entries.append(FeedEntry(
-            guid=str(item["id"]) if item.get("id") is not None else None, link=item.get("url"),
-            title=item.get("title") or "",
-            html=item.get("content_html") or item.get("content_text") or item.get("summary") or "",
-            author=author, published=published, original=item,
+            guid=str(item["id"]) if item.get("id") is not None else None, link=_text(item.get("url")) or None,
+            title=_text(item.get("title")),
+            html=_text(item.get("content_html")) or _text(item.get("content_text")) or _text(item.get("summary")),
+            author=_text(author) or None, published=published, original=item,
         ))
     lang = str(document.get("language") or "").split("-")[0].lower() or None
-    _add_entries(page, entries, document.get("home_page_url") or provenance.endpoint, document.get("title"), lang)
+    home = _text(document.get("home_page_url")) or provenance.endpoint
+    _add_entries(page, entries, home, _text(document.get("title")) or None, lang)
     return page
+
+
+def _text(value: Any) -> str:
+    """Return a JSON Feed string field, or "" when it is missing or not a string."""
+    return value if isinstance(value, str) else ""
 
 
 def _add_entries(
@@ -266,8 +287,10 @@ def _fragment(original: Any) -> str:
 def read_opml(body: bytes, base: str) -> list[str]:
     """Return the feed locations (xmlUrl) an OPML document lists, resolved against `base`."""
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
+        root = defused_fromstring(body)
+    except DefusedXmlException as exc:
+        raise MalformedPayload(f"OPML file refused: {type(exc).__name__}: {exc}") from exc
+    except (ET.ParseError, LookupError, ValueError) as exc:  # unknown (LookupError) or multi-byte (ValueError) encodings
         raise MalformedPayload(f"OPML file is not valid XML: {exc}") from exc
     feeds = []
     for outline in root.iter("outline"):
@@ -276,7 +299,7 @@ def read_opml(body: bytes, base: str) -> list[str]:
             continue
         if _is_url(base):
             # A remote OPML list may only name remote feeds: a local path in it would read this machine's files.
-            location = urljoin(base, location)
+            location = _join(base, location)
             if _is_url(location):
                 feeds.append(location)
         else:
@@ -366,4 +389,15 @@ class RssConnector:
 
 
 def _is_url(location: str) -> bool:
-    return urlparse(location).scheme in ("http", "https")
+    try:
+        return urlparse(location).scheme in ("http", "https")
+    except ValueError:  # urllib raises on an invalid IPv6 literal; such a URL is not fetchable anyway
+        return False
+
+
+def _join(base: str, href: str) -> str:
+    """urljoin that returns "" (not a URL) instead of raising on a malformed href."""
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -11,8 +12,16 @@ from typing import Any
 
 import requests
 
-from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError
-from connectors.http import HttpStats, rate_limit_wait_seconds
+from connectors.base import (
+    DownloadTooLarge,
+    Forbidden,
+    MalformedPayload,
+    MissingCredential,
+    NotFound,
+    RateLimited,
+    TransientError,
+)
+from connectors.http import MAX_BYTES, MAX_SECONDS, HttpStats, rate_limit_wait_seconds
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "x"
@@ -29,6 +38,50 @@ EXPANSIONS = [
     "referenced_tweets.id", "referenced_tweets.id.author_id",
 ]
 _REFERENCE_KINDS = {"replied_to": "reply", "quoted": "quote", "retweeted": "repost"}
+
+
+class _RedactSecrets(logging.Filter):
+    """Replace known secrets in log records: tweepy logs request headers (the bearer token) at DEBUG."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "**********")
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACT = _RedactSecrets()
+logging.getLogger("tweepy.client").addFilter(_REDACT)
+
+
+class _LimitedSession(requests.Session):
+    """tweepy's session sends without a timeout and reads any size: add both, as the shared HTTP client does."""
+
+    def __init__(self, timeout: float, max_bytes: int, max_seconds: float) -> None:
+        super().__init__()
+        self.limits = (timeout, max_bytes, max_seconds)
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        timeout, max_bytes, max_seconds = self.limits
+        started = time.monotonic()
+        response = super().request(method, url, *args, **{"timeout": timeout, **kwargs, "stream": True})
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes or time.monotonic() - started > max_seconds:
+                response.close()
+                raise DownloadTooLarge(f"{method!s} {url!s}: body over {max_bytes} bytes or {max_seconds:.0f}s; not read further")
+            chunks.append(chunk)
+        # What requests does when it reads a body itself, with the limits above applied on the way.
+        response._content = b"".join(chunks)  # noqa: SLF001
+        response._content_consumed = True  # noqa: SLF001
+        return response
 
 
 class _BrokenRecord(ValueError):
@@ -270,13 +323,19 @@ class XConnector:
         max_retries: int = 3,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        timeout: float = 15.0,
+        max_bytes: int = MAX_BYTES,
+        max_seconds: float = MAX_SECONDS,
     ) -> None:
         if not bearer_token:
             raise MissingCredential("X bearer token", "RESONANZ_X_BEARER_TOKEN")
         import tweepy  # imported here so replay and RSS users never pay for it
 
+        _REDACT.secrets.add(bearer_token)
+
         # return_type=requests.Response keeps the body verbatim; tweepy would otherwise re-shape it.
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=requests.Response, wait_on_rate_limit=False)
+        self.client.session = _LimitedSession(timeout, max_bytes, max_seconds)
         self.query = query
         self.source_name = source_name
         self.max_results = max_results
@@ -362,7 +421,8 @@ class XConnector:
                 self.stats.rate_limit_waits += 1
                 self.stats.waited_seconds += wait
                 self.sleep(wait)
-            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout) as exc:
+            except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:  # the last: a body cut off mid-transfer
                 if attempt >= self.max_retries:
                     raise TransientError(f"X search failed after {attempt + 1} attempts: {exc}") from exc
                 backoff = min(60.0, 2.0**attempt)

@@ -19,13 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from act.alerts import evaluate_alerts
 from act.report import render_report
 from connectors.registry import build_connector
-from graph.influence import rank_accounts
+from graph.ranking import rank_all
 from nlp.pipeline import Enricher
 from nlp.records import PostText
 from resonanz.settings import Settings, resolve_path
 from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
 from warehouse.customer_value import compute_customer_value, import_invoices
 from warehouse.db import open_warehouse
+from warehouse.graph_store import brand_posts, save_ranking, score_history
 from warehouse.linking import link_accounts_probabilistic
 from warehouse.load import LoadCounts, load_cursor, load_pages
 from warehouse.stages import (
@@ -35,7 +36,6 @@ from warehouse.stages import (
     posts_to_enrich,
     save_alerts,
     save_enrichment,
-    save_scores,
     save_source_run,
 )
 
@@ -108,12 +108,13 @@ def enrich_posts(settings: Settings) -> dict[str, Any]:
 
 @task(name="rank", cache_policy=NO_CACHE)
 def rank_influence(settings: Settings, run_id: str) -> list[TopAccount]:
-    """Rank accounts on the interaction graph and store the scores with their explanations."""
+    """Rank accounts, groups, bots and risers on the interaction graph and store all of it."""
     logger = get_run_logger()
     with closing(open_warehouse(settings.duckdb_path)) as con:
         accounts = accounts_table(con)
-        scores = rank_accounts(interactions_table(con), settings.graph, post_signals(con), accounts)
-        save_scores(con, scores, run_id)
+        result = rank_all(interactions_table(con), settings.graph, post_signals(con), accounts,
+                          history=score_history(con), brand_posts=brand_posts(con))
+        stored = save_ranking(con, result, run_id)
     handles = {
         (s, a): h for s, a, h in zip(
             accounts["source"].to_pylist(), accounts["account_id"].to_pylist(), accounts["handle"].to_pylist()
@@ -122,9 +123,9 @@ def rank_influence(settings: Settings, run_id: str) -> list[TopAccount]:
     top = [
         TopAccount(s.rank, s.source, s.account_id, handles.get((s.source, s.account_id)) or s.account_id,
                    s.score, s.explanation)
-        for s in scores[: settings.graph.top_n]
+        for s in result.scores[: settings.graph.top_n]
     ]
-    logger.info("ranked %d accounts", len(scores))
+    logger.info("ranked %d accounts; stored %s", len(result.scores), stored)
     return top
 
 

@@ -40,6 +40,8 @@ class EdgeList:
     post: np.ndarray  # int64 id of the acting post, unique per (source, post_id) where sentiment is known
     brand_related: np.ndarray  # bool, False when unknown
     sentiment: np.ndarray  # int8: 1 positive, 0 neutral, -1 negative, -2 unknown
+    rows: np.ndarray | None = None  # int64 row of each kept edge in the input interactions table
+    created_us: np.ndarray | None = None  # float64 microseconds since the epoch, NaN where unknown
 
     @property
     def n_nodes(self) -> int:
@@ -68,7 +70,9 @@ def build_edges(
     for column in ("source", "kind", "src_account_id", "dst_account_id", "post_id"):
         if table[column].null_count:
             raise ValueError(f"interactions.{column} has {table[column].null_count} missing value(s); it must always be set")
-    table = table.filter(pc.not_equal(table["src_account_id"], table["dst_account_id"]))
+    not_loop = pc.not_equal(table["src_account_id"], table["dst_account_id"])
+    rows = np.flatnonzero(not_loop.to_numpy(zero_copy_only=False)) if len(not_loop) else np.zeros(0, np.int64)
+    table = table.filter(not_loop)
     created_us = _timestamps_as_micros(table["created_at"])
     as_of_us = _to_micros(as_of)
 
@@ -79,19 +83,16 @@ def build_edges(
     weight = kind_weight[kind_codes] * decay_factor(age_us / _MICROS_PER_DAY, half_life_days)
     keep = (age_us >= 0) & (weight > 0)
     table = table.filter(pa.array(keep))
-    kind_codes, weight = kind_codes[keep], weight[keep]
+    kind_codes, weight, rows, created_us = kind_codes[keep], weight[keep], rows[keep], created_us[keep]
 
     brand, sentiment = _post_signals_for(table, post_signals)
-    src_keys = pc.binary_join_element_wise(table["source"], table["src_account_id"], KEY_SEPARATOR)
-    dst_keys = pc.binary_join_element_wise(table["source"], table["dst_account_id"], KEY_SEPARATOR)
-    nodes, node_index = _encode_sorted(pa.chunked_array(src_keys.chunks + dst_keys.chunks, type=pa.string()))
+    node_source, node_account, node_index = _encode_nodes(table)
     post_index = _post_index(table, labelled=sentiment != -2)
-    pairs = [key.split(KEY_SEPARATOR, 1) for key in nodes.to_pylist()]
     n_edges = table.num_rows
     return EdgeList(
         as_of=as_of,
-        node_source=[pair[0] for pair in pairs],
-        node_account=[pair[1] for pair in pairs],
+        node_source=node_source,
+        node_account=node_account,
         src=node_index[:n_edges],
         dst=node_index[n_edges:],
         weight=weight,
@@ -99,7 +100,26 @@ def build_edges(
         post=post_index,
         brand_related=brand,
         sentiment=sentiment,
+        rows=rows,
+        created_us=created_us,
     )
+
+
+def _encode_nodes(table: pa.Table) -> tuple[list[str], list[str], np.ndarray]:
+    """Return (node sources, node accounts, node index of every src then every dst row)."""
+    sources = pc.unique(table["source"]).to_pylist() if table.num_rows else []
+    if len(sources) == 1:
+        # One source (the common case): the account ids alone are the keys, which spares
+        # joining and hashing millions of longer strings.
+        accounts, node_index = _encode_sorted(pa.chunked_array(
+            table["src_account_id"].chunks + table["dst_account_id"].chunks, type=pa.string()))
+        names = accounts.to_pylist()
+        return [sources[0]] * len(names), names, node_index
+    src_keys = pc.binary_join_element_wise(table["source"], table["src_account_id"], KEY_SEPARATOR)
+    dst_keys = pc.binary_join_element_wise(table["source"], table["dst_account_id"], KEY_SEPARATOR)
+    nodes, node_index = _encode_sorted(pa.chunked_array(src_keys.chunks + dst_keys.chunks, type=pa.string()))
+    pairs = [key.split(KEY_SEPARATOR, 1) for key in nodes.to_pylist()]
+    return [pair[0] for pair in pairs], [pair[1] for pair in pairs], node_index
 
 
 def _encode_sorted(keys: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray]:

@@ -22,12 +22,14 @@ def weighted_pagerank(
     damping: float = 0.85,
     tol: float = 1e-10,
     max_iter: int = 1000,
+    personalization: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return the PageRank vector of the weighted digraph given as parallel edge arrays.
 
     Duplicate edges are summed. A node without out-weight (dangling) spreads its rank evenly
-    over all nodes, as networkx does with no personalization. Iteration stops when the L1
-    change falls below `tol`; the result sums to 1.
+    over all nodes, as networkx does with no personalization. With `personalization` (a
+    distribution over nodes) random jumps and dangling rank follow it instead, as in networkx.
+    Iteration stops when the L1 change falls below `tol`; the result sums to 1.
     """
     if n_nodes == 0:
         return np.zeros(0)
@@ -43,12 +45,12 @@ def weighted_pagerank(
     inv_out = np.divide(1.0, out_weight, out=np.zeros_like(out_weight), where=~dangling)
     # Transposed once so each iteration is a single CSR mat-vec.
     transition_t = (sp.diags_array(inv_out) @ matrix).T.tocsr()
+    jump = np.full(n_nodes, 1.0 / n_nodes) if personalization is None else np.asarray(personalization, dtype=np.float64)
     rank = np.full(n_nodes, 1.0 / n_nodes)
-    teleport = (1.0 - damping) / n_nodes
     for iteration in range(max_iter):
         previous = rank
         rank = damping * (transition_t @ previous)
-        rank += damping * previous[dangling].sum() / n_nodes + teleport
+        rank += (damping * previous[dangling].sum() + 1.0 - damping) * jump
         if np.abs(rank - previous).sum() < tol:
             break
     else:

@@ -52,20 +52,30 @@ def import_customers(
     now: datetime | None = None,
 ) -> int:
     """Upsert customers from a CSV export; returns the number of customers in the file."""
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+    table = _read_csv(path, pacsv.ConvertOptions(strings_can_be_null=True))
     missing = [src for src in mapping.values() if src not in table.column_names]
     if missing:
         raise CrmImportError(
             f"{path}: missing column(s) {', '.join(missing)}; have {', '.join(table.column_names)}. "
             "Adjust the column mapping."
         )
+    if table.num_rows == 0:
+        return 0
+    blank = pc.is_null(table[mapping["customer_id"]]).to_pylist()
+    if any(blank):
+        # Line numbers count the header as line 1, as a spreadsheet shows them.
+        lines = [i + 2 for i, is_blank in enumerate(blank) if is_blank][:10]
+        raise CrmImportError(f"{path}: {mapping['customer_id']} is empty on line(s) {lines}; every customer needs an id")
     columns = {}
     for target, src in mapping.items():
-        column = table[src]
         wanted = CUSTOMER_TYPES[target]
-        if pa.types.is_timestamp(wanted) and pa.types.is_string(column.type):
-            column = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="us")
-        columns[target] = column.cast(wanted)
+        try:
+            column = table[src]
+            if pa.types.is_timestamp(wanted) and pa.types.is_string(column.type):
+                column = pc.strptime(column, format="%Y-%m-%d %H:%M:%S", unit="us")
+            columns[target] = column.cast(wanted)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise CrmImportError(f"{path}: column {src} cannot be read as {wanted}: {exc}") from None
     n = table.num_rows
     columns["crm_source"] = pa.array([crm_source] * n)
     columns["loaded_at"] = pa.array([now or datetime.now(UTC)] * n, TIMESTAMP)
@@ -79,7 +89,7 @@ def import_customers(
 
 def import_identities(con: duckdb.DuckDBPyConnection, path: Path) -> int:
     """Upsert the social identities the CRM knows (customer_id, source, handle, ...)."""
-    table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+    table = _read_csv(path, pacsv.ConvertOptions(
         column_types={"customer_id": pa.string(), "handle": pa.string()}, strings_can_be_null=True))
     needed = ["customer_id", "source", "handle", "display_name", "note"]
     missing = [c for c in needed if c not in table.column_names]
@@ -112,6 +122,14 @@ def link_accounts_by_handle(con: duckdb.DuckDBPyConnection, now: datetime | None
             [now or datetime.now(UTC)],
         )
     return int(con.execute("SELECT count(*) FROM account_customer_links").fetchone()[0])  # type: ignore[index]
+
+
+def _read_csv(path: Path, options: pacsv.ConvertOptions) -> pa.Table:
+    """Read a CRM export, turning Arrow's encoding and parse errors into one line naming the file."""
+    try:
+        return pacsv.read_csv(path, convert_options=options)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+        raise CrmImportError(f"{path}: not a readable UTF-8 CSV export ({exc})") from None
 
 
 def _last_index_per_key(keys: pa.ChunkedArray) -> list[int]:

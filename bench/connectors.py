@@ -1,6 +1,6 @@
 """Measure parse + normalise speed (records/s) per bundled source by replaying its recorded pages.
 
-Run: `.venv/bin/python bench/connectors_speed.py [--repeat 5]` (not bench/connectors.py: a script of that
+Run: `.venv/bin/python -m bench.connectors [--repeat 5]` (as a module: run as a script, a file of that
 name would shadow the `connectors` package). Reads only the bundled sample (no network);
 prints a table and writes bench/results/connectors.json.
 """
@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from machine import machine_info
+from bench.machine import machine_info
 from connectors.registry import build_connector
 from resonanz.settings import Settings, SourceSpec
 

@@ -7,7 +7,7 @@ Peak memory is the growth of the process's resident set during a step, sampled e
 (it includes Arrow, numpy and Python objects; memory freed and reused by an earlier step is
 not counted again, so later steps can read low).
 Prints a table and writes bench/results/graph.json.
-Usage: python bench/graph_rank.py [--sizes 100000 1000000 10000000] [--budget-seconds 240]
+Usage: python -m bench.graph [--sizes 100000 1000000 10000000] [--budget-seconds 240]
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import csv
 import gc
 import json
 import os
-import sys
 import time
 import threading
 from collections.abc import Callable
@@ -32,8 +31,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH))
-from machine import machine_info  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 
 from connectors.records import INTERACTION_KINDS  # noqa: E402
 from graph.build import build_edges  # noqa: E402

@@ -1,0 +1,543 @@
+"""The full ranking: buying influence with reasons and examples, communities, bots, rising accounts.
+
+`rank_all` is the one entry point the flow calls. It builds the edge list once and derives
+everything from it with scipy.sparse and numpy; see docs/influence.md for every formula.
+
+Buying influence of account v (maxima over the returned accounts; a term whose input is
+unknown everywhere is 0 for everybody and so does not change the order)::
+
+    structural(v) = 0.35 · pagerank / max + 0.15 · brand_pagerank / max
+                  + 0.20 · log(1 + engaging_accounts) / max + 0.20 · log(1 + weighted_in_degree) / max
+                  + 0.10 · log(1 + followers) / max
+    boost(v)      = 1 + 0.4 · brand_engagement_share + 0.4 · purchase_intent_share
+                      + 0.2 · |net_sentiment| + 0.2 · own_brand_share
+    score(v)      = structural(v) · boost(v) · (1 − 0.75 · bot_score(v))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from graph.bots import LIKELY_BOT, SIGNALS, bot_score, bot_signals, burstiness, explain_bot
+from graph.build import KEY_SEPARATOR, EdgeList, build_edges
+from graph.communities import detect_communities
+from graph.explain import explain
+from graph.influence import SENTIMENT_PRIOR, SITE_PREFIX, _node_stats, _scaled
+from graph.pagerank import weighted_pagerank
+from graph.records import (
+    BotScore,
+    BrandInfluence,
+    Community,
+    CommunityMember,
+    InfluenceScore,
+    RankingResult,
+    RisingInfluencer,
+)
+from graph.rising import THRESHOLD, rise_scores
+from graph.structure import adjacency, core_numbers, fold, hits, igraph_of, personalised_pagerank
+from resonanz.settings import GraphSettings
+
+STRUCTURAL_WEIGHTS = {"pagerank": 0.35, "brand_pagerank": 0.15, "reach": 0.20, "in_degree": 0.20, "followers": 0.10}
+BOOST_WEIGHTS = {"brand_engagement_share": 0.4, "purchase_intent_share": 0.4, "abs_net_sentiment": 0.2, "own_brand_share": 0.2}
+BOT_PENALTY = 0.75
+INTENT_PRIOR = 5.0
+MIN_COMMUNITY_SIZE = 3
+COMMUNITY_LEADERS = 3
+EXAMPLES_PER_ACCOUNT = 3
+EXAMPLE_ACCOUNTS = 1000  # example posts are looked up for this many top accounts
+EXPLAINED_ACCOUNTS = 10_000  # full reasons for this many top accounts, one short sentence for the rest
+BOT_ROWS_FROM = 0.2  # bot_scores keeps accounts at or above this score; every score is in factors
+PURCHASE_LABELS = ("purchase", "buy", "purchase_intent", "kaufabsicht")
+
+
+def rank_all(
+    interactions: pa.Table,
+    settings: GraphSettings,
+    post_signals: pa.Table | None = None,
+    accounts: pa.Table | None = None,
+    history: pa.Table | None = None,
+    brand_posts: pa.Table | None = None,
+    as_of: datetime | None = None,
+) -> RankingResult:
+    """Return buying-influence scores with reasons, communities, bot scores, rising and per-brand standings."""
+    timings: dict[str, float] = {}
+
+    def step(name: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = work()
+        timings[name] = round(time.perf_counter() - started, 4)
+        return value
+
+    empty = RankingResult([], [], [], [], [], [], {}, timings)
+    if interactions.num_rows == 0:
+        return empty
+    edges: EdgeList = step("build_edges", lambda: build_edges(
+        interactions, settings.weights, settings.half_life_days, post_signals, as_of))
+    n = edges.n_nodes
+    if n == 0:
+        return empty
+    matrix = step("adjacency", lambda: adjacency(edges.src, edges.dst, edges.weight, n))
+    pagerank = step("pagerank", lambda: weighted_pagerank(edges.src, edges.dst, edges.weight, n, settings.damping))
+    edge_brands = step("brand_posts", lambda: _edge_brands(interactions, edges, brand_posts))
+    brand_edge = edges.brand_related | (edge_brands[0] if edge_brands else np.zeros(edges.src.size, dtype=bool))
+    interest = np.bincount(edges.src, weights=edges.weight * brand_edge, minlength=n) + np.bincount(
+        edges.dst, weights=edges.weight * brand_edge, minlength=n)
+    brand_pagerank = step("brand_pagerank", lambda: personalised_pagerank(
+        edges.src, edges.dst, edges.weight, n, interest, settings.damping))
+    hubs, authorities = step("hits", lambda: hits(matrix))
+    undirected = step("undirected_graph", lambda: igraph_of(fold(matrix), n))
+    cores = step("k_core", lambda: core_numbers(matrix, undirected))
+    stats = step("node_stats", lambda: _node_stats(edges))
+    signals = step("reaction_signals", lambda: _reaction_signals(interactions, edges, post_signals, brand_edge))
+    own_share = step("own_brand_share", lambda: _own_brand_share(edges, post_signals))
+    meta = _account_columns(edges, accounts)
+    bots = step("bots", lambda: _bot_signals(edges, meta, post_signals))
+    bot = bot_score(bots)
+
+    eligible = np.array([not account.startswith(SITE_PREFIX) for account in edges.node_account], dtype=bool)
+    nodes = np.flatnonzero(eligible)
+    if nodes.size == 0:
+        return empty
+    parts = _buying_parts(nodes, pagerank, brand_pagerank, stats, signals, own_share, meta["followers"], bot)
+    score = parts["score"]
+    order = np.lexsort((np.arange(nodes.size), -pagerank[nodes], -score))
+    ranked = nodes[order]
+    labels = step("communities", lambda: detect_communities(matrix, undirected=undirected))
+    del undirected  # the igraph copy of the graph is large and no longer needed
+    examples = step("examples", lambda: _examples(interactions, edges, ranked[:EXAMPLE_ACCOUNTS], brand_edge))
+    handles = meta["handles"]
+
+    scores = step("explanations", lambda: _score_records(
+        edges, nodes, order, parts, stats, pagerank, hubs, authorities, cores, labels, bot, examples, handles,
+        meta["followers"], post_signals))
+    node_score = np.zeros(n)
+    node_score[nodes] = score
+    communities, members = step("community_summaries", lambda: _community_records(
+        edges, labels, node_score, eligible, edge_brands, handles))
+    bot_rows = step("bot_records", lambda: _bot_records(edges, nodes, bot, bots))
+    rising = step("rising", lambda: _rising_records(edges, ranked, score[order], history))
+    brands = step("brand_subgraphs", lambda: _brand_records(edges, edge_brands, eligible, settings.damping))
+    example_ids = {(edges.node_source[node], edges.node_account[node]): posts for node, posts in examples.items()}
+    return RankingResult(scores, communities, members, bot_rows, rising, brands, example_ids, timings)
+
+
+# ---- per-edge signals ------------------------------------------------------------------------
+
+def _edge_brands(interactions: pa.Table, edges: EdgeList, brand_posts: pa.Table | None) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """Return (edge concerns any brand, (edge, brand code) pairs as an n×2 array, brand names) or None."""
+    if brand_posts is None or brand_posts.num_rows == 0 or edges.rows is None:
+        return None
+    missing = [c for c in ("source", "post_id", "brand") if c not in brand_posts.column_names]
+    if missing:
+        raise ValueError(f"brand_posts table lacks column(s) {', '.join(missing)}")
+    names = sorted(set(pc.unique(brand_posts["brand"]).to_pylist()) - {None})
+    mentions = pa.table({
+        "source": brand_posts["source"].cast(pa.string()),
+        "post_id": brand_posts["post_id"].cast(pa.string()),
+        "brand_code": pc.index_in(brand_posts["brand"], value_set=pa.array(names, pa.string())),
+    }).drop_null()
+    kept = interactions.take(pa.array(edges.rows))
+    pairs = []
+    for column in ("post_id", "target_post_id"):
+        side = pa.table({"source": kept["source"], "post_id": kept[column], "edge": pa.array(np.arange(kept.num_rows))})
+        joined = side.join(mentions, keys=["source", "post_id"], join_type="inner")
+        pairs.append(np.column_stack((joined["edge"].to_numpy(), joined["brand_code"].to_numpy().astype(np.int64))))
+    both = np.unique(np.vstack(pairs), axis=0) if any(p.size for p in pairs) else np.zeros((0, 2), np.int64)
+    concerned = np.zeros(edges.src.size, dtype=bool)
+    concerned[both[:, 0]] = True
+    return concerned, both, names
+
+
+def _reaction_signals(interactions: pa.Table, edges: EdgeList, post_signals: pa.Table | None, brand_edge: np.ndarray) -> dict[str, np.ndarray]:
+    """Return per node: brand engagement received, purchase-intent reactions and labelled reactions."""
+    n = edges.n_nodes
+    brand_in = np.bincount(edges.dst, weights=edges.weight * brand_edge, minlength=n)
+    intent = np.zeros(edges.src.size, dtype=np.int8) - 1  # -1 unknown, 0 no, 1 purchase intent
+    if post_signals is not None and post_signals.num_rows and edges.rows is not None:
+        column = next((c for c in ("intent", "purchase_intent") if c in post_signals.column_names), None)
+        if column is not None:
+            values = post_signals[column]
+            if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+                lowered = pc.utf8_lower(values)
+                flag = pc.fill_null(pc.is_in(lowered, value_set=pa.array(PURCHASE_LABELS)), False)
+                flag = pc.if_else(pc.is_null(values), pa.scalar(None, pa.bool_()), flag)
+            else:
+                flag = pc.greater_equal(values.cast(pa.float64()), 0.5)
+            keys = pc.binary_join_element_wise(post_signals["source"], post_signals["post_id"].cast(pa.string()), KEY_SEPARATOR)
+            kept = interactions.take(pa.array(edges.rows))
+            edge_keys = pc.binary_join_element_wise(kept["source"], kept["post_id"], KEY_SEPARATOR)
+            row = pc.index_in(edge_keys, value_set=keys)
+            found = pc.is_valid(row).to_numpy(zero_copy_only=False)
+            flag_np = pc.fill_null(pc.cast(flag, pa.int8()), -1).to_numpy(zero_copy_only=False)
+            intent[found] = flag_np[row.to_numpy(zero_copy_only=False)[found].astype(np.int64)]
+    known = intent >= 0
+    return {
+        "brand_in_degree": brand_in,
+        "intent_reactions": np.bincount(edges.dst[known], weights=(intent[known] == 1).astype(np.float64), minlength=n),
+        "intent_labelled": np.bincount(edges.dst[known], minlength=n).astype(np.float64),
+    }
+
+
+def _node_keys(edges: EdgeList) -> pa.Array:
+    return pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)], pa.string())
+
+
+def _own_brand_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarray:
+    """Return the share of each node's own analysed posts that concern a tracked brand."""
+    share = np.zeros(edges.n_nodes)
+    if post_signals is None or post_signals.num_rows == 0 or "author_id" not in post_signals.column_names:
+        return share
+    signals = post_signals.filter(pc.is_valid(post_signals["author_id"]))
+    keys = pc.binary_join_element_wise(signals["source"], signals["author_id"].cast(pa.string()), KEY_SEPARATOR)
+    node = pc.index_in(keys, value_set=_node_keys(edges))
+    found = pc.is_valid(node).to_numpy(zero_copy_only=False)
+    node_np = node.to_numpy(zero_copy_only=False)[found].astype(np.int64)
+    brand = pc.fill_null(signals["brand_related"].cast(pa.bool_()), False).to_numpy(zero_copy_only=False)[found]
+    posts = np.bincount(node_np, minlength=edges.n_nodes).astype(np.float64)
+    about = np.bincount(node_np, weights=brand.astype(np.float64), minlength=edges.n_nodes)
+    np.divide(about, posts, out=share, where=posts > 0)
+    return share
+
+
+# ---- account metadata and bots ---------------------------------------------------------------
+
+def _account_columns(edges: EdgeList, accounts: pa.Table | None) -> dict[str, Any]:
+    """Return per-node metadata from the optional accounts table (NaN / None where unknown)."""
+    n = edges.n_nodes
+    meta: dict[str, Any] = {name: np.full(n, np.nan) for name in ("followers", "following", "posts", "age_days")}
+    meta["handles"] = None
+    if accounts is None or accounts.num_rows == 0:
+        return meta
+    keys = pc.binary_join_element_wise(accounts["source"], accounts["account_id"].cast(pa.string()), KEY_SEPARATOR)
+    rows = pc.index_in(_node_keys(edges), value_set=keys)
+    found = pc.is_valid(rows).to_numpy(zero_copy_only=False)
+    at = rows.to_numpy(zero_copy_only=False)[found].astype(np.int64)
+    for name, column in (("followers", "followers_count"), ("following", "following_count"), ("posts", "post_count")):
+        if column in accounts.column_names:
+            values = accounts[column].cast(pa.float64()).to_numpy(zero_copy_only=False)
+            meta[name][found] = values[at]
+    if "created_at" in accounts.column_names and pa.types.is_timestamp(accounts["created_at"].type):
+        created = pc.cast(accounts["created_at"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        as_of_us = (edges.as_of.timestamp()) * 1e6
+        meta["age_days"][found] = (as_of_us - created[at]) / 86_400e6
+    if "handle" in accounts.column_names:
+        handles = accounts["handle"].to_pylist()
+        positions = np.full(n, -1, dtype=np.int64)
+        positions[found] = at
+        meta["handles"] = [handles[p] if p >= 0 else None for p in positions.tolist()]
+    return meta
+
+
+def _bot_signals(edges: EdgeList, meta: dict[str, Any], post_signals: pa.Table | None) -> dict[str, np.ndarray]:
+    n = edges.n_nodes
+    # Burstiness and, failing account metadata, posting rate come from the account's own actions.
+    micros = edges.created_us if edges.created_us is not None else np.full(edges.src.size, np.nan)
+    burst, _ = burstiness(edges.src, micros, n)
+    rate = meta["posts"] / np.maximum(meta["age_days"], 1.0)
+    return bot_signals(
+        age_days=meta["age_days"],
+        posts_per_day=rate,
+        duplicate_share=_duplicate_share(edges, post_signals),
+        followers=meta["followers"],
+        following=meta["following"],
+        burstiness=burst,
+    )
+
+
+def _duplicate_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarray:
+    """Return per node the share of its posts whose text it also posted elsewhere (NaN when unknown)."""
+    share = np.full(edges.n_nodes, np.nan)
+    if post_signals is None or post_signals.num_rows == 0:
+        return share
+    column = next((c for c in ("text_hash", "text") if c in post_signals.column_names), None)
+    if column is None or "author_id" not in post_signals.column_names:
+        return share
+    posts = post_signals.select(["source", "author_id", column]).drop_null()
+    counted = posts.group_by(["source", "author_id", column]).aggregate([([], "count_all")])
+    duplicated = pc.if_else(pc.greater(counted["count_all"], 1), counted["count_all"], 0)
+    per_author = pa.table({"source": counted["source"], "author_id": counted["author_id"],
+                           "posts": counted["count_all"], "dups": duplicated}).group_by(["source", "author_id"]).aggregate(
+        [("posts", "sum"), ("dups", "sum")])
+    keys = pc.binary_join_element_wise(per_author["source"], per_author["author_id"].cast(pa.string()), KEY_SEPARATOR)
+    node = pc.index_in(keys, value_set=_node_keys(edges))
+    found = pc.is_valid(node).to_numpy(zero_copy_only=False)
+    at = node.to_numpy(zero_copy_only=False)[found].astype(np.int64)
+    total = per_author["posts_sum"].to_numpy().astype(np.float64)[found]
+    dups = per_author["dups_sum"].to_numpy().astype(np.float64)[found]
+    share[at] = np.where(total >= 2, dups / np.maximum(total, 1), np.nan)
+    return share
+
+
+# ---- the score -------------------------------------------------------------------------------
+
+def _buying_parts(nodes: np.ndarray, pagerank: np.ndarray, brand_pagerank: np.ndarray, stats: dict[str, np.ndarray],
+                  signals: dict[str, np.ndarray], own_share: np.ndarray, followers: np.ndarray, bot: np.ndarray) -> dict[str, np.ndarray]:
+    """Return every term of the buying-influence score for the returned nodes."""
+    in_degree = stats["in_degree"][nodes]
+    labelled = (stats["positive"] + stats["neutral"] + stats["negative"])[nodes].astype(np.float64)
+    net = (stats["positive"] - stats["negative"])[nodes].astype(np.float64) / (labelled + SENTIMENT_PRIOR)
+    structural_terms = {
+        "pagerank": _scaled(pagerank[nodes]),
+        "brand_pagerank": _scaled(brand_pagerank[nodes]),
+        "reach": _scaled(np.log1p(stats["reach"][nodes].astype(np.float64))),
+        "in_degree": _scaled(np.log1p(in_degree)),
+        "followers": _scaled(np.log1p(np.nan_to_num(followers[nodes], nan=0.0))),
+    }
+    boost_terms = {
+        "brand_engagement_share": np.divide(signals["brand_in_degree"][nodes], in_degree, out=np.zeros(nodes.size), where=in_degree > 0),
+        "purchase_intent_share": signals["intent_reactions"][nodes] / (signals["intent_labelled"][nodes] + INTENT_PRIOR),
+        "abs_net_sentiment": np.abs(net),
+        "own_brand_share": own_share[nodes],
+    }
+    structural = sum(STRUCTURAL_WEIGHTS[name] * value for name, value in structural_terms.items())
+    boost = 1.0 + sum(BOOST_WEIGHTS[name] * value for name, value in boost_terms.items())
+    penalty = 1.0 - BOT_PENALTY * bot[nodes]
+    score = structural * boost * penalty
+    # Each term's share of the score, for "top contributing factors": structural terms scaled by the
+    # boost and penalty, boost terms by the structural part and penalty.
+    contributions = {name: STRUCTURAL_WEIGHTS[name] * value * boost * penalty for name, value in structural_terms.items()}
+    contributions.update({name: BOOST_WEIGHTS[name] * value * structural * penalty for name, value in boost_terms.items()})
+    return {"score": score, "structural": structural, "intent_reactions": signals["intent_reactions"][nodes], "boost": boost, "penalty": penalty, "net_sentiment": net,
+            **structural_terms, **boost_terms, "contributions": contributions}  # type: ignore[dict-item]
+
+
+# ---- examples and explanations ---------------------------------------------------------------
+
+def _examples(interactions: pa.Table, edges: EdgeList, top_nodes: np.ndarray, brand_edge: np.ndarray) -> dict[int, list[str]]:
+    """Return up to three post ids per top node: its posts that drew most engagement, brand posts first.
+
+    A post of the account is the target of a reply/repost/quote; without a known target the
+    post that engaged with the account stands in.
+    """
+    if top_nodes.size == 0 or edges.rows is None:
+        return {}
+    chosen = np.isin(edges.dst, top_nodes)
+    if not chosen.any():
+        return {}
+    kept = interactions.take(pa.array(edges.rows[chosen]))
+    post = pc.coalesce(kept["target_post_id"], kept["post_id"])
+    table = pa.table({
+        "node": pa.array(edges.dst[chosen]),
+        "post": post,
+        # Brand posts count double so that they lead the examples when they drew similar engagement.
+        "weight": pa.array(edges.weight[chosen] * np.where(brand_edge[chosen], 2.0, 1.0)),
+    }).group_by(["node", "post"]).aggregate([("weight", "sum")])
+    order = pc.sort_indices(table, [("node", "ascending"), ("weight_sum", "descending"), ("post", "ascending")])
+    table = table.take(order)
+    node = table["node"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
+    take = np.concatenate([np.arange(s, min(s + EXAMPLES_PER_ACCOUNT, e)) for s, e in zip(starts, np.r_[starts[1:], node.size])])
+    picked_nodes = node[take].tolist()
+    picked_posts = table["post"].take(pa.array(take)).to_pylist()
+    examples: dict[int, list[str]] = {}
+    for n_id, post_id in zip(picked_nodes, picked_posts):
+        examples.setdefault(n_id, []).append(post_id)
+    return examples
+
+
+_FACTOR_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "pagerank": lambda f: f"engaged with by accounts that are influential themselves (PageRank #{f['pagerank_rank']:,})",
+    "brand_pagerank": lambda f: "central in conversations about tracked brands",
+    "reach": lambda f: f"{f['engaging_accounts']:,} different accounts engaged with them",
+    "in_degree": lambda f: f"{f['weighted_in_degree']:,.1f} weighted interactions received",
+    "followers": lambda f: f"{f['followers']:,} followers",
+    "brand_engagement_share": lambda f: f"{f['brand_engagement_share']:.0%} of the engagement they draw is about tracked brands",
+    "purchase_intent_share": lambda f: f"{f['purchase_intent_reactions']:,} reactions to them show purchase intent",
+    "abs_net_sentiment": lambda f: f"reactions lean {'positive' if f['net_sentiment'] > 0 else 'negative'}",
+    "own_brand_share": lambda f: f"{f['own_brand_share']:.0%} of their own posts are about tracked brands",
+}
+
+
+def _score_records(edges: EdgeList, nodes: np.ndarray, order: np.ndarray, parts: dict[str, Any], stats: dict[str, np.ndarray],
+                   pagerank: np.ndarray, hubs: np.ndarray, authorities: np.ndarray, cores: np.ndarray, labels: np.ndarray,
+                   bot: np.ndarray, examples: dict[int, list[str]], handles: list[str | None] | None,
+                   followers: np.ndarray, post_signals: pa.Table | None) -> list[InfluenceScore]:
+    ranked = nodes[order]
+    pagerank_rank = np.empty(nodes.size, dtype=np.int64)
+    pagerank_rank[np.lexsort((np.arange(nodes.size), -pagerank[nodes]))] = np.arange(1, nodes.size + 1)
+    contribution_names = list(parts["contributions"])
+    contribution = np.column_stack([parts["contributions"][name][order] for name in contribution_names])
+    top3 = np.argsort(-contribution, axis=1, kind="stable")[:, :3].tolist()
+    sources_with_signals = set() if post_signals is None else set(pc.unique(post_signals["source"]).to_pylist())
+    col = {name: stats[name][ranked].tolist() for name in ("in_degree", "out_degree", "reach", "brand_reach", "out_reach", "positive", "neutral", "negative")}
+    kind_counts = stats["kind_counts"][ranked].tolist()
+    lists = {
+        "score": parts["score"][order].tolist(), "pagerank": pagerank[ranked].tolist(), "pagerank_rank": pagerank_rank[order].tolist(),
+        "brand_pagerank": parts["brand_pagerank"][order].tolist(), "hub": hubs[ranked].tolist(), "authority": authorities[ranked].tolist(),
+        "k_core": cores[ranked].tolist(), "community": labels[ranked].tolist(), "bot": bot[ranked].tolist(),
+        "penalty": parts["penalty"][order].tolist(), "followers": np.nan_to_num(followers[ranked], nan=-1).astype(np.int64).tolist(),
+        "net": parts["net_sentiment"][order].tolist(),
+        **{name: parts[name][order].tolist() for name in BOOST_WEIGHTS},
+        "intent_reactions": parts["intent_reactions"][order].tolist(),
+    }
+    n_accounts = int(nodes.size)
+    results: list[InfluenceScore] = []
+    for i, node in enumerate(ranked.tolist()):
+        source = edges.node_source[node]
+        followers_count = lists["followers"][i] if lists["followers"][i] >= 0 else None
+        if i >= EXPLAINED_ACCOUNTS:
+            # The long tail gets one short sentence and the core figures: full reasons for a
+            # million accounts nobody reads would cost more time and memory than the ranking.
+            reach = col["reach"][i]
+            results.append(InfluenceScore(
+                as_of=edges.as_of, source=source, account_id=edges.node_account[node], rank=i + 1, score=lists["score"][i],
+                pagerank=lists["pagerank"][i], in_degree=col["in_degree"][i], out_degree=col["out_degree"][i],
+                explanation=(f"Engaged with by {reach:,} account{'s' if reach != 1 else ''}; "
+                             f"PageRank #{lists['pagerank_rank'][i]:,} of {n_accounts:,}."),
+                factors={"pagerank": lists["pagerank"][i], "pagerank_rank": float(lists["pagerank_rank"][i]),
+                         "engaging_accounts": float(reach), "weighted_in_degree": col["in_degree"][i],
+                         "community": float(lists["community"][i]), "bot_score": lists["bot"][i]},
+            ))
+            continue
+        factors: dict[str, float] = {
+            "pagerank": lists["pagerank"][i], "pagerank_rank": float(lists["pagerank_rank"][i]),
+            "brand_pagerank": lists["brand_pagerank"][i], "hits_hub": lists["hub"][i], "hits_authority": lists["authority"][i],
+            "k_core": float(lists["k_core"][i]), "community": float(lists["community"][i]),
+            "engaging_accounts": float(col["reach"][i]), "weighted_in_degree": col["in_degree"][i],
+            "brand_engagement_share": lists["brand_engagement_share"][i], "purchase_intent_share": lists["purchase_intent_share"][i],
+            "own_brand_share": lists["own_brand_share"][i], "net_sentiment": lists["net"][i], "bot_score": lists["bot"][i],
+        }
+        if followers_count is not None:
+            factors["followers"] = float(followers_count)
+        words = {"pagerank_rank": lists["pagerank_rank"][i], "engaging_accounts": col["reach"][i],
+                 "weighted_in_degree": col["in_degree"][i], "followers": followers_count or 0,
+                 "brand_engagement_share": lists["brand_engagement_share"][i], "net_sentiment": lists["net"][i],
+                 "own_brand_share": lists["own_brand_share"][i],
+                 "purchase_intent_reactions": int(lists["intent_reactions"][i])}
+        named = [contribution_names[j] for j in top3[i] if contribution[i, j] > 0]
+        # Purchase intent is what a marketer acts on: say so whenever it was seen at all.
+        if words["purchase_intent_reactions"] and "purchase_intent_share" not in named:
+            named.append("purchase_intent_share")
+        reasons = [_FACTOR_WORDS[name](words) for name in named]
+        why = "Why: " + "; ".join(reasons) + "." if reasons else ""
+        if lists["bot"][i] >= LIKELY_BOT:
+            why += f" Score cut by {1 - lists['penalty'][i]:.0%}: the account looks automated."
+        shown = examples.get(node)
+        if shown:
+            why += " Examples: " + ", ".join(shown) + "."
+        line = explain(
+            handle=handles[node] if handles else None, kind_counts=kind_counts[i], reach=col["reach"][i],
+            brand_reach=col["brand_reach"][i], has_brand_signal=source in sources_with_signals,
+            sentiment_counts=(col["positive"][i], col["neutral"][i], col["negative"][i]), out_accounts=col["out_reach"][i],
+            pagerank_rank=lists["pagerank_rank"][i], n_accounts=n_accounts, followers=followers_count,
+        )
+        results.append(InfluenceScore(
+            as_of=edges.as_of, source=source, account_id=edges.node_account[node], rank=i + 1, score=lists["score"][i],
+            pagerank=lists["pagerank"][i], in_degree=col["in_degree"][i], out_degree=col["out_degree"][i],
+            explanation=f"{line} {why}".strip(), factors=factors,
+        ))
+    return results
+
+
+# ---- communities, bots, rising, brands -------------------------------------------------------
+
+def _community_records(edges: EdgeList, labels: np.ndarray, node_score: np.ndarray, eligible: np.ndarray,
+                       edge_brands: tuple[np.ndarray, np.ndarray, list[str]] | None,
+                       handles: list[str | None] | None) -> tuple[list[Community], list[CommunityMember]]:
+    sizes = np.bincount(labels[eligible], minlength=int(labels.max()) + 1 if labels.size else 0)
+    kept = np.flatnonzero(sizes >= MIN_COMMUNITY_SIZE)
+    if kept.size == 0:
+        return [], []
+    influence = np.bincount(labels, weights=node_score, minlength=sizes.size)
+    inside = labels[edges.src] == labels[edges.dst]
+    community_of_edge = labels[edges.dst]
+    positive = np.bincount(community_of_edge[inside & (edges.sentiment == 1)], minlength=sizes.size)
+    negative = np.bincount(community_of_edge[inside & (edges.sentiment == -1)], minlength=sizes.size)
+    rated = np.bincount(community_of_edge[inside & (edges.sentiment >= -1)], minlength=sizes.size)
+    net = (positive - negative) / (rated + SENTIMENT_PRIOR)
+    brand_counts: dict[int, dict[str, int]] = {}
+    if edge_brands is not None:
+        _, pairs, names = edge_brands
+        if pairs.size:
+            pair_inside = inside[pairs[:, 0]]
+            combo = community_of_edge[pairs[pair_inside, 0]] * len(names) + pairs[pair_inside, 1]
+            values, counts = np.unique(combo, return_counts=True)
+            for value, count in zip(values.tolist(), counts.tolist()):
+                brand_counts.setdefault(value // len(names), {})[names[value % len(names)]] = count
+    members_nodes = np.flatnonzero(eligible & np.isin(labels, kept))
+    member_order = members_nodes[np.lexsort((members_nodes, -node_score[members_nodes], labels[members_nodes]))]
+    member_labels = labels[member_order]
+    starts = np.flatnonzero(np.r_[True, member_labels[1:] != member_labels[:-1]])
+    rank_in = np.arange(member_order.size) - np.repeat(starts, np.diff(np.r_[starts, member_order.size]))
+    as_of = edges.as_of
+    members = [CommunityMember(as_of, edges.node_source[node], edges.node_account[node], int(label), int(rank) + 1)
+               for node, label, rank in zip(member_order.tolist(), member_labels.tolist(), rank_in.tolist())]
+    leaders: dict[int, list[int]] = {}
+    for start in starts.tolist():
+        label = int(member_labels[start])
+        leaders[label] = member_order[start : start + COMMUNITY_LEADERS].tolist()
+    communities = []
+    for label in kept.tolist():
+        names = [f"{edges.node_source[v]}/{edges.node_account[v]}" for v in leaders.get(label, [])]
+        shown = [f"@{handles[v]}" if handles and handles[v] else names[k] for k, v in enumerate(leaders.get(label, []))]
+        brands = dict(sorted(brand_counts.get(label, {}).items(), key=lambda item: (-item[1], item[0])))
+        tone = "positive" if net[label] > 0.1 else "negative" if net[label] < -0.1 else "mixed or neutral"
+        about = f"; talks most about {', '.join(list(brands)[:3])}" if brands else ""
+        text = f"{int(sizes[label]):,} accounts led by {', '.join(shown)}{about}; tone {tone}."
+        communities.append(Community(as_of, label, int(sizes[label]), float(influence[label]), names, brands,
+                                     float(net[label]), text))
+    return communities, members
+
+
+def _bot_records(edges: EdgeList, nodes: np.ndarray, bot: np.ndarray, signals: dict[str, np.ndarray]) -> list[BotScore]:
+    rows = []
+    nodes = nodes[bot[nodes] >= BOT_ROWS_FROM]
+    columns = {name: signals[name][nodes].tolist() for name in SIGNALS}
+    for i, node in enumerate(nodes.tolist()):
+        known = {name: columns[name][i] for name in SIGNALS if columns[name][i] == columns[name][i]}
+        score = float(bot[node])
+        if not known or score < BOT_ROWS_FROM:
+            continue  # nothing known, or nothing suspicious: bot_score stays visible in the factors
+        rows.append(BotScore(edges.as_of, edges.node_source[node], edges.node_account[node], score, score >= LIKELY_BOT,
+                             explain_bot(score, known), known))
+    return rows
+
+
+def _rising_records(edges: EdgeList, ranked: np.ndarray, scores: np.ndarray, history: pa.Table | None) -> list[RisingInfluencer]:
+    if history is None or history.num_rows == 0:
+        return []
+    sources = [edges.node_source[v] for v in ranked.tolist()]
+    accounts = [edges.node_account[v] for v in ranked.tolist()]
+    found = rise_scores(sources, accounts, scores, edges.as_of, history)
+    rise = found["rise"]
+    rising = np.flatnonzero(~np.isnan(rise) & (rise >= THRESHOLD) & (scores > found["previous_max"]))
+    rising = rising[np.lexsort((rising, -rise[rising]))]
+    rows = []
+    for rank, i in enumerate(rising.tolist(), start=1):
+        median = float(found["previous_median"][i])
+        text = (f"Score {scores[i]:.3f} against a usual {median:.3f} over {int(found['history_points'][i])} earlier rankings "
+                f"({rise[i]:.1f} robust standard deviations above).")
+        rows.append(RisingInfluencer(edges.as_of, sources[i], accounts[i], rank, float(rise[i]), float(scores[i]), median,
+                                     int(found["history_points"][i]), text))
+    return rows
+
+
+def _brand_records(edges: EdgeList, edge_brands: tuple[np.ndarray, np.ndarray, list[str]] | None, eligible: np.ndarray,
+                   damping: float) -> list[BrandInfluence]:
+    """Return PageRank and engagement inside each brand's subgraph, for accounts engaged with about it."""
+    if edge_brands is None:
+        return []
+    _, pairs, names = edge_brands
+    rows: list[BrandInfluence] = []
+    for code, brand in enumerate(names):
+        chosen = pairs[pairs[:, 1] == code, 0]
+        if chosen.size == 0:
+            continue
+        src, dst, weight = edges.src[chosen], edges.dst[chosen], edges.weight[chosen]
+        local, compact = np.unique(np.concatenate((src, dst)), return_inverse=True)
+        rank = weighted_pagerank(compact[: src.size], compact[src.size :], weight, local.size, damping)
+        engagement = np.bincount(compact[src.size :], weights=weight, minlength=local.size)
+        keep = np.flatnonzero((engagement > 0) & eligible[local])
+        keep = keep[np.lexsort((keep, -rank[keep]))]
+        for position, i in enumerate(keep.tolist(), start=1):
+            node = int(local[i])
+            rows.append(BrandInfluence(edges.as_of, brand, edges.node_source[node], edges.node_account[node], position,
+                                       float(rank[i]), float(engagement[i])))
+    return rows
