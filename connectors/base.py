@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from connectors.records import Cursor, Page
+import json
+from typing import Any
+
+from connectors.records import Cursor, Page, Provenance, Quarantined, RawPayload
 
 
 @runtime_checkable
@@ -66,3 +69,23 @@ class UnsafeUrl(ConnectorError):
 
 class DownloadTooLarge(ConnectorError):
     """A response body exceeded the size or time limit for one download."""
+
+
+# Returned by open_json_page in place of a payload when the body is not JSON.
+MALFORMED: Any = object()
+
+
+def open_json_page(platform: str, body: str, provenance: Provenance, cursor: Cursor) -> tuple[Page, Any]:
+    """Keep `body` as the page's raw payload and decode it.
+
+    Returns the page and the decoded JSON; when the body is not JSON the page already holds a
+    quarantine record saying so, and the payload returned is `MALFORMED`.
+    """
+    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
+    page = Page(raw=raw, cursor=cursor)
+    try:
+        return page, json.loads(body)
+    except json.JSONDecodeError as exc:
+        page.quarantined.append(Quarantined(platform, raw.raw_id, f"malformed JSON: {exc}", body))
+        return page, MALFORMED
+

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError
+from connectors.base import MALFORMED, Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError, open_json_page
 from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
@@ -52,13 +52,10 @@ def web_url(handle: str | None, at_uri: str) -> str | None:
 
 def parse_bluesky_page(body: str, provenance: Provenance, cursor: Cursor) -> Page:
     """Turn one searchPosts, getAuthorFeed or getPostThread response body into a Page."""
-    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
-    page = Page(raw=raw, cursor=cursor)
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        page.quarantined.append(_quarantine(raw, f"malformed JSON: {exc}", body))
+    page, payload = open_json_page(PLATFORM, body, provenance, cursor)
+    if payload is MALFORMED:
         return page
+    raw = page.raw
     if not isinstance(payload, dict):
         page.quarantined.append(_quarantine(raw, "response is not a JSON object", body))
         return page

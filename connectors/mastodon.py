@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from connectors.base import Forbidden, MalformedPayload, NotFound, RateLimited, TransientError
+from connectors.base import MALFORMED, Forbidden, MalformedPayload, NotFound, RateLimited, TransientError, open_json_page
 from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 from connectors.rss import html_text_and_links
@@ -74,13 +74,10 @@ def parse_stream(stream: str) -> list[MastodonTarget]:
 
 def parse_mastodon_page(body: str, host: str, provenance: Provenance, cursor: Cursor, focus: str | None = None) -> Page:
     """Turn one statuses list, single status or /context body (of status `focus`) from `host` into a Page."""
-    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
-    page = Page(raw=raw, cursor=cursor)
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        page.quarantined.append(_quarantine(raw, f"malformed JSON: {exc}", body))
+    page, payload = open_json_page(PLATFORM, body, provenance, cursor)
+    if payload is MALFORMED:
         return page
+    raw = page.raw
     conversation: str | None = None
     if isinstance(payload, dict) and ("ancestors" in payload or "descendants" in payload):
         ancestors, descendants = _as_list(payload.get("ancestors")), _as_list(payload.get("descendants"))

@@ -13,6 +13,8 @@ from typing import Any
 import requests
 
 from connectors.base import (
+    MALFORMED,
+    open_json_page,
     DownloadTooLarge,
     Forbidden,
     MalformedPayload,
@@ -90,13 +92,10 @@ class _BrokenRecord(ValueError):
 
 def parse_x_page(body: str, provenance: Provenance, cursor: Cursor) -> Page:
     """Turn one X API v2 tweet-search/timeline response body into a Page, quarantining bad tweets."""
-    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
-    page = Page(raw=raw, cursor=cursor)
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        page.quarantined.append(_quarantine(raw, f"malformed JSON: {exc}", body))
+    page, payload = open_json_page(PLATFORM, body, provenance, cursor)
+    if payload is MALFORMED:
         return page
+    raw = page.raw
     if not isinstance(payload, dict):
         page.quarantined.append(_quarantine(raw, "response is not a JSON object", body))
         return page

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from connectors.base import Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited
+from connectors.base import MALFORMED, Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, open_json_page
 from connectors.http import HttpClient, HttpStats
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 from connectors.rss import html_text_and_links
@@ -52,13 +52,10 @@ class _BrokenRecord(ValueError):
 
 def parse_comment_threads(body: str, provenance: Provenance, cursor: Cursor) -> Page:
     """Turn one commentThreads.list response body into a Page: comments as posts, replies as reply edges."""
-    raw = RawPayload(provenance=provenance, body=body, content_type="application/json")
-    page = Page(raw=raw, cursor=cursor)
-    try:
-        payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        page.quarantined.append(_quarantine(raw, f"malformed JSON: {exc}", body))
+    page, payload = open_json_page(PLATFORM, body, provenance, cursor)
+    if payload is MALFORMED:
         return page
+    raw = page.raw
     if not isinstance(payload, dict) or not isinstance(payload.get("items", []), list):
         page.quarantined.append(_quarantine(raw, "response is not a commentThreadListResponse", body))
         return page

@@ -21,7 +21,6 @@ from prefect.cache_policies import NO_CACHE
 
 from act.alerts import SEVERITY_ORDER, Alert, evaluate_alerts, suppress_repeats
 from act.notify import DeliveryResult, format_alerts_html, format_alerts_text, post_webhook, send_email
-from act.facts import select_brands
 from act.report import period_window, write_report_files
 from resonanz.settings import Brand, Settings
 from warehouse.db import open_warehouse, transaction
