@@ -6,12 +6,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from act.facts import select_brands
+
 from flows.act_tasks import (
     delivery_summary,
     deliver_alerts,
     evaluate_and_store_alerts,
     save_deliveries,
-    select_brands,
 )
 from flows.scheduled import LOCK_WAIT_SECONDS, as_writer, flow_settings
 

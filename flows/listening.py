@@ -22,7 +22,9 @@ from flows.tasks import (
     rank_influence,
     report_and_alert,
 )
-from resonanz.settings import load_settings
+from flows.scheduled import LOCK_WAIT_SECONDS
+from flows.writer_lock import writer_lock
+from resonanz.settings import Settings, load_settings
 from warehouse.db import open_warehouse
 from warehouse.stages import finish_run, start_run
 
@@ -59,6 +61,12 @@ def listening_pipeline(
     if report_dir:
         overrides["report_dir"] = report_dir
     settings = load_settings(config_file, **overrides)
+    # One writer at a time: a scheduled run (or a second `resonanz run`) waits, then gives up clearly.
+    with writer_lock(settings.duckdb_path, LOCK_WAIT_SECONDS):
+        return _run(settings, sources)
+
+
+def _run(settings: Settings, sources: list[str] | None) -> PipelineResult:
     run_id = uuid.uuid4().hex
     result = PipelineResult(run_id=run_id, duckdb_path=str(settings.duckdb_path), report_path=None)
     with closing(open_warehouse(settings.duckdb_path)) as con:

@@ -6,7 +6,8 @@ from typing import Any
 
 from prefect import flow
 
-from flows.act_tasks import mail_report, render_report_files, select_brands
+from act.facts import select_brands
+from flows.act_tasks import mail_report, render_report_files
 from flows.scheduled import LOCK_WAIT_SECONDS, as_writer, flow_settings
 
 

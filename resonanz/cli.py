@@ -54,6 +54,7 @@ def _run_pipeline(config: Path | None, sources: list[str] | None, duckdb_path: P
     prepare_prefect(settings)
     from connectors.base import ConnectorError  # noqa: PLC0415 - after the Prefect environment is set
     from flows.listening import listening_pipeline  # noqa: PLC0415
+    from flows.writer_lock import WriterBusy  # noqa: PLC0415
     from warehouse.db import WarehouseLocked  # noqa: PLC0415
 
     try:
@@ -62,7 +63,7 @@ def _run_pipeline(config: Path | None, sources: list[str] | None, duckdb_path: P
             duckdb_path=str(duckdb_path) if duckdb_path else None,
             sources=sources,
         )
-    except (ConnectorError, WarehouseLocked, KeyError) as exc:
+    except (ConnectorError, WarehouseLocked, WriterBusy, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -131,7 +132,7 @@ def collect(
     settings = load_settings(config)
     prepare_prefect(settings)
     from connectors.base import ConnectorError  # noqa: PLC0415
-    from flows.collect import collect_sources  # noqa: PLC0415
+    from flows.scheduled import collect_flow  # noqa: PLC0415
     from warehouse.db import WarehouseLocked  # noqa: PLC0415
 
     names = source or [s.name for s in settings.sources if s.enabled]
@@ -142,11 +143,14 @@ def collect(
         for name in names:
             progress.update(bar, description=f"collecting {name}")
             try:
-                results.update(collect_sources(
+                outcome = collect_flow(
                     config_file=str(config) if config else None,
                     duckdb_path=str(duckdb_path) if duckdb_path else None,
                     sources=[name],
-                ))
+                )
+                if "skipped" in outcome:  # another run holds the warehouse's writer lock
+                    raise WarehouseLocked(outcome["skipped"])
+                results.update(outcome)
             except (ConnectorError, WarehouseLocked, KeyError) as exc:
                 console.print(f"[red]error:[/red] {name}: {exc}")
                 results[name] = {"error": str(exc)}

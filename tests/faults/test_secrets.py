@@ -147,11 +147,11 @@ def test_planted_secrets_reach_no_log_no_repr_and_no_table(planted: list[str], e
 def test_collect_flow_under_prefect_leaks_nothing(planted: list[str], every_log_line: io.StringIO, prefect_harness: None,
                                                   local_server: LocalServer, tmp_path: Path,
                                                   capfd: pytest.CaptureFixture[str]) -> None:
-    from flows.collect import collect_sources
+    from flows.scheduled import collect_flow
 
     serve(local_server)
     path = config(tmp_path, local_server)
-    results = collect_sources(config_file=str(path), sources=["reddit_de", "feed_local"])
+    results = collect_flow(config_file=str(path), sources=["reddit_de", "feed_local"])
     assert results["reddit_de"]["pages"] >= 1 and results["feed_local"]["pages"] == 1
     logs = every_log_line.getvalue() + "\n".join(capfd.readouterr())
     assert "collect" in logs
