@@ -171,9 +171,27 @@ def save_alerts(con: duckdb.DuckDBPyConnection, alerts: Sequence[Any]) -> int:
 def save_source_run(con: duckdb.DuckDBPyConnection, run_id: str, source_name: str, connector: str, stream: str,
                     started_at: datetime, status: str, counts: dict[str, int], stats: Any = None,
                     error: str | None = None) -> None:
-    """Record one source's collect run: counts, rate-limit waits, retries and how it ended."""
+    """Record one source's collect attempt: counts, rate-limit waits, retries and how it ended.
+
+    Prefect retries a failed collect task within the same run; each attempt adds its counts to
+    the run's row, so the pages an earlier attempt stored and the waits it sat out stay visible.
+    """
     con.execute(
-        "INSERT OR REPLACE INTO source_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """
+        INSERT INTO source_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (run_id, source_name) DO UPDATE SET
+            finished_at = excluded.finished_at,
+            status = excluded.status,
+            pages = source_runs.pages + excluded.pages,
+            posts = source_runs.posts + excluded.posts,
+            quarantined = source_runs.quarantined + excluded.quarantined,
+            requests = coalesce(source_runs.requests, 0) + coalesce(excluded.requests, 0),
+            retries = coalesce(source_runs.retries, 0) + coalesce(excluded.retries, 0),
+            rate_limit_waits = coalesce(source_runs.rate_limit_waits, 0) + coalesce(excluded.rate_limit_waits, 0),
+            waited_seconds = coalesce(source_runs.waited_seconds, 0) + coalesce(excluded.waited_seconds, 0),
+            skipped = excluded.skipped,
+            error = excluded.error
+        """,
         [run_id, source_name, connector, stream, started_at, datetime.now(UTC), status,
          counts.get("pages", 0), counts.get("posts", 0), counts.get("quarantine", 0),
          getattr(stats, "requests", None), getattr(stats, "retries", None),

@@ -115,3 +115,19 @@ def test_a_migration_numbered_below_the_newest_is_still_applied(tmp_path, monkey
     versions = [r[0] for r in con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()]
     con.close()
     assert versions == sorted(m[0] for m in REAL)
+
+
+def test_source_run_attempts_add_up(con):
+    from types import SimpleNamespace
+
+    from warehouse.stages import save_source_run
+
+    first = SimpleNamespace(requests=3, retries=0, rate_limit_waits=1, waited_seconds=3.0, skipped={})
+    second = SimpleNamespace(requests=5, retries=4, rate_limit_waits=0, waited_seconds=7.5, skipped={})
+    save_source_run(con, "run1", "reddit_de", "reddit", "de", T0, "failed", {"pages": 1, "posts": 25}, first, "503")
+    save_source_run(con, "run1", "reddit_de", "reddit", "de", T0, "completed", {"pages": 1, "posts": 6}, second)
+    row = con.execute("SELECT status, pages, posts, requests, retries, rate_limit_waits, waited_seconds, error "
+                      "FROM source_runs").fetchall()
+    assert row == [("completed", 2, 31, 8, 4, 1, 10.5, None)]
+    coverage = con.execute("SELECT source_name, runs, posts, rate_limit_waits FROM v_source_coverage").fetchall()
+    assert coverage == [("reddit_de", 1, 31, 1)]
