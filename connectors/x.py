@@ -249,9 +249,10 @@ def _edges(
 
     replied_to_user = item.get("in_reply_to_user_id")
     has_reply_reference = False
-    for reference in item.get("referenced_tweets") or []:
-        kind = _REFERENCE_KINDS.get(reference["type"])
-        if kind is None:
+    for reference in _as_list(item.get("referenced_tweets")):
+        ref_type = reference.get("type") if isinstance(reference, dict) else None
+        kind = _REFERENCE_KINDS.get(ref_type) if isinstance(ref_type, str) else None
+        if kind is None or reference.get("id") is None:
             continue
         target_post = str(reference["id"])
         target_account = referenced_authors.get(target_post)

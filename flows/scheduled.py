@@ -19,6 +19,7 @@ from flows.tasks import collect_source, enrich_posts, link_customers, rank_influ
 from flows.writer_lock import WriterBusy, writer_lock
 from resonanz.settings import Settings, load_settings
 from warehouse.db import open_warehouse
+from warehouse.retention import apply_retention
 
 T = TypeVar("T")
 LOCK_WAIT_SECONDS = 60.0
@@ -73,15 +74,18 @@ def enrich_rank_flow(config_file: str | None = None, duckdb_path: str | None = N
 
 @flow(name="retention")
 def retention_flow(config_file: str | None = None, duckdb_path: str | None = None,
-                   retention_days: int = 365) -> dict[str, Any]:
-    """Count what a retention policy would remove (warehouse/ has no age-based deletion yet)."""
+                   retention_days: int = 365, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> dict[str, Any]:
+    """Apply the configured retention policies (Settings.retention) and count posts past `retention_days`."""
     logger = get_run_logger()
     settings = flow_settings(config_file, duckdb_path)
-    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
-    with closing(open_warehouse(settings.duckdb_path, read_only=True)) as con:
-        old_posts = con.execute("SELECT count(*) FROM posts WHERE created_at < ?", [cutoff]).fetchone()[0]  # type: ignore[index]
-    # warehouse/privacy.py erases a person (erase_account, erase_customer); deleting by age is
-    # not implemented there yet, so this flow only measures and says so.
-    logger.warning("retention: %d post(s) older than %d days; age-based deletion is not implemented in "
-                   "warehouse/privacy.py yet, nothing was deleted", old_posts, retention_days)
-    return {"older_than_days": retention_days, "posts_older": int(old_posts), "deleted": 0}
+
+    def work() -> dict[str, Any]:
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        with closing(open_warehouse(settings.duckdb_path)) as con:
+            report = apply_retention(con, list(settings.retention))
+            old_posts = con.execute("SELECT count(*) FROM posts WHERE created_at < ?", [cutoff]).fetchone()[0]  # type: ignore[index]
+        logger.info("retention: raw payloads deleted %s, pseudonymised %s (%d policies); %d post(s) older than %d days",
+                    report.deleted or 0, report.pseudonymised or 0, len(settings.retention), old_posts, retention_days)
+        return {"older_than_days": retention_days, "posts_older": int(old_posts), "deleted": report.total_deleted}
+
+    return as_writer(settings, lock_wait_seconds, work)

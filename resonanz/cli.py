@@ -449,14 +449,21 @@ def _writable(config: Path | None) -> Any:
 def export(
     out: Annotated[Path | None, typer.Option("--out", help="Folder (default: export_dir from the config).")] = None,
     fmt: Annotated[list[str] | None, typer.Option("--format", help="parquet and/or csv (repeatable).")] = None,
+    pseudonymise: Annotated[bool, typer.Option(
+        "--pseudonymise", help="Replace account ids, handles and names by keyed pseudonyms (RESONANZ_PSEUDONYM_KEY).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Export posts, annotations and the analyst views as day-partitioned Parquet and CSV."""
     from warehouse.export import export_all  # noqa: PLC0415
+    from warehouse.pseudonym import MissingPseudonymKey  # noqa: PLC0415
 
     target = out or load_settings(config).export_dir
     with _writable(config) as con:
-        result = export_all(con, target, formats=tuple(fmt or ("parquet", "csv")))
+        try:
+            result = export_all(con, target, formats=tuple(fmt or ("parquet", "csv")), pseudonymise=pseudonymise)
+        except MissingPseudonymKey as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
     for name, rows in result.rows.items():
         console.print(f"{name}: {rows:,} rows")
     console.print(f"written to {Path(target).resolve()}")

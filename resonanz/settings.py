@@ -108,6 +108,14 @@ class CrmSettings(BaseModel):
     review_threshold: float = 0.5
 
 
+class RetentionPolicy(BaseModel):
+    """How long one source's raw payloads are kept as received (see warehouse/retention.py)."""
+
+    source: str  # a raw_payloads.source, or "*" for every source without its own policy
+    raw_payload_days: int | None = None  # None: kept forever
+    mode: Literal["delete", "pseudonymise"] = "delete"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESONANZ_",
@@ -128,6 +136,8 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)
+    # Nothing is deleted or pseudonymised unless a policy is configured.
+    retention: list[RetentionPolicy] = Field(default_factory=list)
     # Secrets: environment only (or a Prefect Secret block of the same name, see flows/secrets.py).
     x_bearer_token: SecretStr | None = None
     reddit_client_id: SecretStr | None = None

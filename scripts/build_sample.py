@@ -31,6 +31,16 @@ def mentions_of(text: str) -> list[dict[str, object]]:
     return [{"start": m.start(), "end": m.end(), "username": m.group(1)} for m in MENTION.finditer(text)]
 
 
+def user_id(handle: str) -> str:
+    """The sample's stand-in for X's numeric user id: the handle, case-folded.
+
+    X handles are case-insensitive (@DB_Bahn and @db_bahn are one account) and real user ids
+    are numbers, so the id must not depend on how a handle was written; `username` keeps the
+    written form.
+    """
+    return handle.lower()
+
+
 def write_pages(folder: Path, tweets: list[dict], users_of: dict[str, dict], parents: dict[str, dict]) -> int:
     """Write tweets as page-NNNN.json search responses with includes and meta; return the page count."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,20 +48,22 @@ def write_pages(folder: Path, tweets: list[dict], users_of: dict[str, dict], par
         stale.unlink()
     chunks = [tweets[i : i + PAGE_SIZE] for i in range(0, len(tweets), PAGE_SIZE)]
     for number, chunk in enumerate(chunks, start=1):
-        handles: dict[str, None] = {}
+        handles: dict[str, str] = {}  # user id -> handle as first written on this page
         included_tweets = []
         for tweet in chunk:
-            handles[tweet["author_id"]] = None
-            handles.update({m["username"]: None for m in tweet.get("entities", {}).get("mentions", [])})
+            handles.setdefault(tweet["author_id"], users_of.get(tweet["author_id"], tweet["author_id"]))
+            for m in tweet.get("entities", {}).get("mentions", []):
+                handles.setdefault(user_id(m["username"]), users_of.get(user_id(m["username"]), m["username"]))
             for ref in tweet.get("referenced_tweets", []):
                 if ref["id"] in parents:
                     included_tweets.append(parents[ref["id"]])
-                    handles[parents[ref["id"]]["author_id"]] = None
+                    parent_author = parents[ref["id"]]["author_id"]
+                    handles.setdefault(parent_author, users_of.get(parent_author, parent_author))
         ids = sorted((t["id"] for t in chunk), key=int)
         meta: dict[str, object] = {"newest_id": ids[-1], "oldest_id": ids[0], "result_count": len(chunk)}
         if number < len(chunks):
             meta["next_token"] = f"page-{number + 1:04d}"
-        includes: dict[str, object] = {"users": [users_of.get(h, {"id": h, "username": h}) for h in handles]}
+        includes: dict[str, object] = {"users": [{"id": uid, "username": name} for uid, name in handles.items()]}
         if included_tweets:
             unique = {t["id"]: t for t in included_tweets}
             includes["tweets"] = list(unique.values())
@@ -90,23 +102,25 @@ def build_twcs(data: Path) -> tuple[int, int]:
 
     tweets = []
     parents: dict[str, dict] = {}
+    written = {user_id(row["author_id"]): row["author_id"] for row in reversed(rows)}  # first written form
     for row in chosen:
         tweet: dict[str, object] = {
-            "id": row["tweet_id"], "author_id": row["author_id"], "text": row["text"], "created_at": created(row),
+            "id": row["tweet_id"], "author_id": user_id(row["author_id"]), "text": row["text"], "created_at": created(row),
         }
         if (root := root_of(row)) is not None:
             tweet["conversation_id"] = root
         if parent_id := row["in_response_to_tweet_id"]:
             tweet["referenced_tweets"] = [{"type": "replied_to", "id": parent_id}]
             if parent := by_id.get(parent_id):
-                tweet["in_reply_to_user_id"] = parent["author_id"]
+                tweet["in_reply_to_user_id"] = user_id(parent["author_id"])
                 parents[parent_id] = {
-                    "id": parent_id, "author_id": parent["author_id"], "text": parent["text"], "created_at": created(parent),
+                    "id": parent_id, "author_id": user_id(parent["author_id"]), "text": parent["text"],
+                    "created_at": created(parent),
                 }
         if mentions := mentions_of(row["text"]):
             tweet["entities"] = {"mentions": mentions}
         tweets.append(tweet)
-    pages = write_pages(SAMPLE_DIR / "x_twcs_en", tweets, {}, parents)
+    pages = write_pages(SAMPLE_DIR / "x_twcs_en", tweets, written, parents)
     return len(tweets), pages
 
 
@@ -116,17 +130,18 @@ def build_germeval(data: Path) -> tuple[int, int]:
     rows = [r for r in csv.DictReader(path.open(encoding="utf-8", newline="")) if r["source"] == "twitter"]
     tweets = []
     seen: set[str] = set()
+    written = {user_id(row["author_handle"]): row["author_handle"] for row in reversed(rows)}
     for row in rows:
         if row["post_id"] in seen:  # the dev split lists one tweet twice; a search returns it once
             continue
         seen.add(row["post_id"])
-        tweet: dict[str, object] = {"id": row["post_id"], "author_id": row["author_handle"], "text": row["text"]}
+        tweet: dict[str, object] = {"id": row["post_id"], "author_id": user_id(row["author_handle"]), "text": row["text"]}
         if row["created_at"]:
             tweet["created_at"] = iso(datetime.fromisoformat(row["created_at"]))
         if mentions := mentions_of(row["text"]):
             tweet["entities"] = {"mentions": mentions}
         tweets.append(tweet)
-    pages = write_pages(SAMPLE_DIR / "x_germeval_db_de", tweets, {}, {})
+    pages = write_pages(SAMPLE_DIR / "x_germeval_db_de", tweets, written, {})
     return len(tweets), pages
 
 

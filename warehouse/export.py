@@ -22,7 +22,14 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.privacy import ID_COLUMNS
+from warehouse.pseudonym import pseudonym, pseudonym_key, replace_words, word_mapping
 from warehouse.views import VIEW_NAMES
+
+# Columns that hold an account id, handle or name: replaced whole by its keyed pseudonym.
+IDENTITY_COLUMNS = frozenset({
+    "author_id", "author_handle", "account_id", "src_account_id", "dst_account_id", "handle", "display_name",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +60,13 @@ def export_all(
     con: duckdb.DuckDBPyConnection,
     out_dir: Path | str,
     formats: tuple[str, ...] = ("parquet", "csv"),
+    pseudonymise: bool = False,
 ) -> ExportResult:
-    """Write posts (with annotations) and every analyst view to `out_dir`/parquet and `out_dir`/csv."""
+    """Write posts (with annotations) and every analyst view to `out_dir`/parquet and `out_dir`/csv.
+
+    With `pseudonymise`, account ids, handles and names are replaced by keyed pseudonyms (key from
+    RESONANZ_PSEUDONYM_KEY), in their columns and as words in free text, so files still join.
+    """
     unknown = set(formats) - {"parquet", "csv"}
     if unknown:
         raise ValueError(f"unknown export format(s): {', '.join(sorted(unknown))}; use parquet and/or csv")
@@ -62,12 +74,15 @@ def export_all(
     parquet_dir = out_dir / "parquet" if "parquet" in formats else None
     csv_dir = out_dir / "csv" if "csv" in formats else None
     rows: dict[str, int] = {}
+    queries = export_queries()
+    if pseudonymise:
+        queries = _pseudonymised_queries(con, queries, pseudonym_key())
     for target in (parquet_dir, csv_dir):
         if target is not None:
             # A full replace: no partition or file of an earlier export survives.
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir(parents=True)
-    for name, query in export_queries().items():
+    for name, query in queries.items():
         rows[name] = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
         if parquet_dir is not None:
             if "day" in _columns(con, query):
@@ -80,6 +95,37 @@ def export_all(
         if csv_dir is not None:
             con.execute(f"COPY ({query}) TO '{_sql_path(csv_dir / f'{name}.csv')}' (FORMAT csv, HEADER)")
     return ExportResult(rows=rows, parquet_dir=parquet_dir, csv_dir=csv_dir)
+
+
+def _pseudonymised_queries(con: duckdb.DuckDBPyConnection, queries: dict[str, str], key: bytes) -> dict[str, str]:
+    # Every identifier the warehouse knows, so a handle in a post's text or an explanation is
+    # replaced by the same pseudonym as the handle column.
+    known = [r[0] for r in con.execute(
+        "SELECT account_id FROM accounts UNION SELECT handle FROM accounts WHERE handle IS NOT NULL "
+        "UNION SELECT author_id FROM posts WHERE author_id IS NOT NULL "
+        "UNION SELECT src_account_id FROM interactions UNION SELECT dst_account_id FROM interactions").fetchall()]
+    mapping = word_mapping(known, key)
+    for name in ("_pseudonym", "_pseudonymise_text"):
+        try:
+            con.remove_function(name)
+        except duckdb.Error:
+            pass  # not registered on this connection yet
+    con.create_function("_pseudonym", lambda v: pseudonym(v, key), ["VARCHAR"], "VARCHAR")
+    con.create_function("_pseudonymise_text", lambda v: replace_words(v, mapping), ["VARCHAR"], "VARCHAR")
+    rewritten = {}
+    for name, query in queries.items():
+        replaced = []
+        for column, dtype, *_ in con.execute(f"SELECT * FROM ({query}) LIMIT 0").description:
+            quoted = '"' + column.replace('"', '""') + '"'
+            if str(dtype) not in ("VARCHAR", "JSON"):
+                continue
+            if column in IDENTITY_COLUMNS:
+                replaced.append(f"_pseudonym({quoted}) AS {quoted}")
+            elif column not in ID_COLUMNS:
+                cast = f"CAST({quoted} AS VARCHAR)" if str(dtype) == "JSON" else quoted
+                replaced.append(f"_pseudonymise_text({cast}) AS {quoted}")
+        rewritten[name] = f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({query})" if replaced else query
+    return rewritten
 
 
 def publish_snapshot(con: duckdb.DuckDBPyConnection, path: Path | str) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from resonanz.settings import SourceSpec
 
-from conftest import LocalServer, Reply
+from http_harness import LocalServer, Reply
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 JSON = {"Content-Type": "application/json; charset=utf-8"}

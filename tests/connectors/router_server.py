@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from conftest import Reply
+from http_harness import Reply
 
 Route = Callable[[str, dict[str, list[str]], dict[str, str]], Reply]
 

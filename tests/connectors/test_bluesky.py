@@ -11,7 +11,7 @@ import pytest
 from connectors.base import MissingCredential, NotFound, RateLimited
 from connectors.bluesky import BlueskyConnector, did_of
 
-from conftest import FIXTURES, FakeClock, Reply
+from http_harness import FIXTURES, FakeClock, Reply
 from router_server import RouterServer, serve
 
 HERE = FIXTURES / "bluesky"

@@ -14,7 +14,7 @@ from connectors.records import Account, Cursor, Interaction, Page, Post, Quarant
 from connectors.registry import available_connectors, build_connector
 from resonanz.settings import Settings, SourceSpec
 
-from conftest import LocalServer, Reply
+from http_harness import LocalServer, Reply
 from conformance_extra_cases import EXTRA_CASES
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

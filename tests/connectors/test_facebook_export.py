@@ -11,7 +11,7 @@ import pytest
 from connectors.base import MalformedPayload, NotFound
 from connectors.facebook_export import FacebookExportImporter, repair_text
 
-from conftest import FIXTURES
+from http_harness import FIXTURES
 
 HERE = FIXTURES / "facebook"
 PAGE = "name:Bäckerei Müller Frankfurt"

@@ -9,7 +9,7 @@ import pytest
 from connectors.base import MalformedPayload, NotFound, RateLimited, TransientError
 from connectors.http import HttpClient, follow_next_token
 
-from conftest import FakeClock, LocalServer, Reply
+from http_harness import FakeClock, LocalServer, Reply
 
 
 def client_for(clock: FakeClock, **options: object) -> HttpClient:

@@ -13,7 +13,7 @@ from connectors.importers import TableImporter, Twarc2Importer, fourcat_importer
 from connectors.records import Cursor, Provenance
 from connectors.x import parse_x_page
 
-from conftest import FIXTURES
+from http_harness import FIXTURES
 
 HERE = FIXTURES / "importers"
 GENERIC_MAPPING = {

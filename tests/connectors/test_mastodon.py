@@ -14,7 +14,7 @@ from connectors.base import RateLimited
 from connectors.mastodon import MastodonConnector, parse_mastodon_page, parse_stream
 from connectors.records import Cursor, Provenance
 
-from conftest import FIXTURES, FakeClock, Reply
+from http_harness import FIXTURES, FakeClock, Reply
 from router_server import RouterServer, serve
 
 HERE = FIXTURES / "mastodon"

@@ -9,7 +9,7 @@ import pytest
 from connectors.base import RateLimited
 from connectors.mediawiki import MediaWikiRecentChangesConnector
 
-from conftest import FIXTURES, Reply
+from http_harness import FIXTURES, Reply
 from router_server import RouterServer, serve
 
 HERE = FIXTURES / "mediawiki"

@@ -17,7 +17,7 @@ from connectors.reddit import RedditConnector, parse_reddit_listing
 from connectors.registry import build_connector
 from resonanz.settings import Settings, SourceSpec
 
-from conftest import FakeClock, LocalServer, Reply
+from http_harness import FakeClock, LocalServer, Reply
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "reddit"
 NEW = (FIXTURES / "askreddit_new.json").read_bytes()  # after = t3_48f6io

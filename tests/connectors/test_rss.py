@@ -14,7 +14,7 @@ from connectors.records import Cursor, Page, Provenance
 from connectors.rss import RssConnector, parse_feed
 from resonanz.settings import SAMPLE_DIR
 
-from conftest import FIXTURES, FakeClock, LocalServer, Reply
+from http_harness import FIXTURES, FakeClock, LocalServer, Reply
 
 FEEDS = SAMPLE_DIR / "feeds"
 

@@ -14,7 +14,7 @@ from connectors.registry import build_connector
 from connectors.x import XConnector
 from resonanz.settings import Settings, SourceSpec
 
-from conftest import FakeClock
+from http_harness import FakeClock
 
 SEARCH = "https://api.twitter.com/2/tweets/search/recent"
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "x"

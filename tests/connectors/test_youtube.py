@@ -12,7 +12,7 @@ from connectors.base import Forbidden, MissingCredential, RateLimited
 from connectors.records import Cursor
 from connectors.youtube import YouTubeCommentsConnector, seconds_until_quota_reset
 
-from conftest import FIXTURES, FakeClock, Reply
+from http_harness import FIXTURES, FakeClock, Reply
 from router_server import RouterServer, serve
 
 HERE = FIXTURES / "youtube"

@@ -27,10 +27,10 @@ FIXTURES = TESTS / "fixtures"
 
 
 def _load_connector_harness() -> Any:
-    # The connectors' conftest holds the scripted LocalServer; load it under its own name so it is reused, not copied.
+    # The connectors' http_harness holds the scripted LocalServer; load it under its own name so it is reused, not copied.
     name = "_connectors_harness"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / "connectors" / "conftest.py")
+        spec = importlib.util.spec_from_file_location(name, TESTS / "connectors" / "http_harness.py")
         module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         sys.modules[name] = module
         spec.loader.exec_module(module)  # type: ignore[union-attr]
@@ -185,8 +185,8 @@ def warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
 
 
-# --- fixtures (imported by each test module: a conftest.py here would shadow tests/connectors/conftest.py,
-# whose tests do `from conftest import Reply` and share one sys.modules["conftest"] in a whole-suite run) ---
+# --- fixtures (imported by each test module, as the connector tests import http_harness: every
+# conftest.py would be the module "conftest", so helpers must not live in one) ---
 
 
 @pytest.fixture(autouse=True)

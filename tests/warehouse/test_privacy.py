@@ -82,10 +82,10 @@ def test_review_links_are_dropped_but_the_account_is_kept(populated_copy):
 
 
 def test_erasing_twice_or_unknown_is_a_clear_error(populated_copy):
-    erase_account(populated_copy, "x", "AdobeCare")
+    erase_account(populated_copy, "x", "adobecare")
     first = table_counts(populated_copy, DATA_TABLES)
     with pytest.raises(KeyError, match="no account"):
-        erase_account(populated_copy, "x", "AdobeCare")
+        erase_account(populated_copy, "x", "adobecare")
     assert table_counts(populated_copy, DATA_TABLES) == first
 
 
