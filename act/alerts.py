@@ -60,6 +60,23 @@ def alert_id(rule: str, subject: str, window: Window) -> str:
     return f"{rule}:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
+def evaluation_window(con: duckdb.DuckDBPyConnection, period: str) -> tuple[datetime | None, datetime | None]:
+    """Turn an alert period into (start, end) for `evaluate_alerts`.
+
+    "last-week" is the rules' own default (the 7 days up to the newest post). "all" spans every
+    collected post: for an archive or a historical sample, where only the newest week would
+    show almost nothing.
+    """
+    if period == "last-week":
+        return None, None
+    if period != "all":
+        raise ValueError(f"unknown alert period {period!r}: use 'last-week' or 'all'")
+    first, last = con.execute("SELECT min(created_at), max(created_at) FROM posts").fetchone()  # type: ignore[misc]
+    if first is None:
+        return None, None
+    return first, last + timedelta(seconds=1)
+
+
 def evaluate_alerts(
     con: duckdb.DuckDBPyConnection,
     settings: AlertSettings,

@@ -53,8 +53,12 @@ def listening_pipeline(
     duckdb_path: str | None = None,
     sources: list[str] | None = None,
     report_dir: str | None = None,
+    alert_period: str = "last-week",
 ) -> PipelineResult:
-    """Run the whole pipeline once over the configured (or the named) sources."""
+    """Run the whole pipeline once over the configured (or the named) sources.
+
+    `alert_period` is "last-week" (the 7 days up to the newest post) or "all" (every post).
+    """
     overrides: dict[str, Any] = {}
     if duckdb_path:
         overrides["duckdb_path"] = duckdb_path
@@ -63,10 +67,10 @@ def listening_pipeline(
     settings = load_settings(config_file, **overrides)
     # One writer at a time: a scheduled run (or a second `resonanz run`) waits, then gives up clearly.
     with writer_lock(settings.duckdb_path, LOCK_WAIT_SECONDS):
-        return _run(settings, sources)
+        return _run(settings, sources, alert_period)
 
 
-def _run(settings: Settings, sources: list[str] | None) -> PipelineResult:
+def _run(settings: Settings, sources: list[str] | None, alert_period: str) -> PipelineResult:
     run_id = uuid.uuid4().hex
     result = PipelineResult(run_id=run_id, duckdb_path=str(settings.duckdb_path), report_path=None)
     with closing(open_warehouse(settings.duckdb_path)) as con:
@@ -80,7 +84,7 @@ def _run(settings: Settings, sources: list[str] | None) -> PipelineResult:
         result.stage_counts["enrich"] = _timed(result, "enrich", lambda: enrich_posts(settings))
         result.top = _timed(result, "rank", lambda: rank_influence(settings, run_id))
         result.stage_counts["link"] = _timed(result, "link", lambda: link_customers(settings))
-        acted = _timed(result, "act", lambda: report_and_alert(settings))
+        acted = _timed(result, "act", lambda: report_and_alert(settings, alert_period))
         result.stage_counts["act"] = acted
         result.report_path = acted["report"]
         result.alerts_fired = acted["alerts_new"]

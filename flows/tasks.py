@@ -16,7 +16,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from act.alerts import evaluate_alerts
+from act.alerts import evaluate_alerts, evaluation_window
 from act.report import render_report
 from connectors.registry import build_connector
 from graph.ranking import rank_all
@@ -150,11 +150,12 @@ def link_customers(settings: Settings) -> dict[str, Any]:
 
 
 @task(name="act", cache_policy=NO_CACHE)
-def report_and_alert(settings: Settings) -> dict[str, Any]:
-    """Write the HTML report and store the alerts that fire."""
+def report_and_alert(settings: Settings, alert_period: str = "last-week") -> dict[str, Any]:
+    """Write the HTML report and store the alerts that fire in `alert_period`."""
     report_path = Path(settings.report_dir) / "listening-report.html"
     with closing(open_warehouse(settings.duckdb_path)) as con:
         render_report(con, settings.brands, report_path)
-        alerts = evaluate_alerts(con, settings.alerts, settings.brands)
+        start, end = evaluation_window(con, alert_period)
+        alerts = evaluate_alerts(con, settings.alerts, settings.brands, start, end)
         fired = save_alerts(con, alerts)
     return {"report": str(report_path), "alerts_evaluated": len(alerts), "alerts_new": fired}

@@ -49,7 +49,8 @@ def prepare_prefect(settings: Settings) -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _run_pipeline(config: Path | None, sources: list[str] | None, duckdb_path: Path | None) -> Any:
+def _run_pipeline(config: Path | None, sources: list[str] | None, duckdb_path: Path | None,
+                  alert_period: str = "last-week") -> Any:
     settings = load_settings(config)
     prepare_prefect(settings)
     from connectors.base import ConnectorError  # noqa: PLC0415 - after the Prefect environment is set
@@ -62,6 +63,7 @@ def _run_pipeline(config: Path | None, sources: list[str] | None, duckdb_path: P
             config_file=str(config) if config else None,
             duckdb_path=str(duckdb_path) if duckdb_path else None,
             sources=sources,
+            alert_period=alert_period,
         )
     except (ConnectorError, WarehouseLocked, WriterBusy, KeyError) as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -105,7 +107,8 @@ def _print_summary(result: Any) -> None:
 def demo(config: ConfigOption = None) -> None:
     """Run the whole pipeline on the bundled sample data and show what it found."""
     console.print("Running listening_pipeline on the bundled sample (first start of Prefect's local API takes ~15 s)...")
-    result = _run_pipeline(config, None, None)
+    # The sample is historical (2008-2019), so alerts are evaluated over all of it, not the last week.
+    result = _run_pipeline(config, None, None, alert_period="all")
     _print_summary(result)
 
 
@@ -114,9 +117,11 @@ def run(
     config: ConfigOption = None,
     source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")] = None,
     duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+    alert_period: Annotated[str, typer.Option("--alert-period", help="last-week (default) or all, for archives.")]
+    = "last-week",
 ) -> None:
     """Run the pipeline once over the configured sources."""
-    result = _run_pipeline(config, source, duckdb_path)
+    result = _run_pipeline(config, source, duckdb_path, alert_period)
     _print_summary(result)
 
 

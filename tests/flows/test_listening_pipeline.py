@@ -55,7 +55,8 @@ def two_runs(prefect_harness, tmp_path_factory):
     config = workdir / "resonanz.toml"
     config.write_text(_toml_sources(sources), encoding="utf-8")
     db = workdir / "resonanz.duckdb"
-    kwargs = {"config_file": str(config), "duckdb_path": str(db), "report_dir": str(workdir / "reports")}
+    kwargs = {"config_file": str(config), "duckdb_path": str(db), "report_dir": str(workdir / "reports"),
+              "alert_period": "all"}  # the sample is historical: evaluate the alert rules over all of it
 
     first = listening_pipeline(**kwargs)
     with closing(open_warehouse(db, read_only=True)) as con:
@@ -123,5 +124,5 @@ def test_report_and_alerts_written(two_runs):
     assert "Deutsche Bahn" in html and "data:image/png;base64," in html
     with closing(open_warehouse(two_runs["db"], read_only=True)) as con:
         alerts = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
-    assert alerts == two_runs["first"].alerts_fired
+    assert alerts == two_runs["first"].alerts_fired > 0
     assert two_runs["second"].alerts_fired == 0  # same alerts are not fired twice
