@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -223,25 +224,40 @@ def crisis_term_alerts(
     return alerts
 
 
-def influencer_negative_alerts(con: duckdb.DuckDBPyConnection, brands: list[Brand], window: Window) -> list[Alert]:
-    """Fire for each top-10 account that wrote negatively about an own brand or product."""
+def _top_accounts_with_brand_posts(
+    con: duckdb.DuckDBPyConnection, brands: list[Brand], window: Window, negative: bool
+) -> tuple[list[RankedAccount], dict[tuple[str, str], list[tuple[Any, ...]]]]:
+    """Return the current top accounts and, per (source, account), their posts in `window` about
+    an own brand: the negative ones, or (negative=False) all the others.
+
+    Rows are (source, author_id, post_id, brands), ordered by post id.
+    """
     ranking = current_ranking(con, TOP_INFLUENCERS)
     if not ranking:
-        return []
+        return [], {}
     own = [b.name for b in brands if b.kind != "competitor"]
     rows = con.execute(
         f"""
-        SELECT source, author_id, post_id, list(DISTINCT brand ORDER BY brand), any_value(sentiment_score)
+        SELECT source, author_id, post_id, list(DISTINCT brand ORDER BY brand)
         FROM ({BRAND_FACTS_SQL})
-        WHERE brand_sentiment = 'negative' AND list_contains(?, author_id)
+        WHERE (coalesce(brand_sentiment, '') = 'negative') = ? AND list_contains(?, author_id)
         GROUP BY source, author_id, post_id
         ORDER BY post_id
         """,
-        [window.start, window.end, own, [a.account_id for a in ranking]],
+        [window.start, window.end, own, negative, [a.account_id for a in ranking]],
     ).fetchall()
+    by_account: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+    for row in rows:
+        by_account[(row[0], row[1])].append(row)
+    return ranking, by_account
+
+
+def influencer_negative_alerts(con: duckdb.DuckDBPyConnection, brands: list[Brand], window: Window) -> list[Alert]:
+    """Fire for each top-10 account that wrote negatively about an own brand or product."""
+    ranking, posts_of = _top_accounts_with_brand_posts(con, brands, window, negative=True)
     alerts = []
     for account in ranking:
-        posts = [r for r in rows if (r[0], r[1]) == (account.source, account.account_id)]
+        posts = posts_of.get((account.source, account.account_id))
         if not posts:
             continue
         named = sorted({brand for r in posts for brand in r[3]})
@@ -397,25 +413,12 @@ def negative_surge_alerts(
 
 def influencer_mention_alerts(con: duckdb.DuckDBPyConnection, brands: list[Brand], window: Window) -> list[Alert]:
     """Fire when a top-10 account mentions an own brand without being negative (negative has its own rule)."""
-    ranking = current_ranking(con, TOP_INFLUENCERS)
-    if not ranking:
-        return []
-    own = [b.name for b in brands if b.kind != "competitor"]
-    rows = con.execute(
-        f"""
-        SELECT source, author_id, post_id, list(DISTINCT brand ORDER BY brand)
-        FROM ({BRAND_FACTS_SQL})
-        WHERE coalesce(brand_sentiment, '') <> 'negative' AND list_contains(?, author_id)
-        GROUP BY source, author_id, post_id
-        """,
-        [window.start, window.end, own, [a.account_id for a in ranking]],
-    ).fetchall()
+    ranking, posts_of = _top_accounts_with_brand_posts(con, brands, window, negative=False)
     alerts = []
     for account in ranking:
-        posts = sorted(r for r in rows if (r[0], r[1]) == (account.source, account.account_id))
         # Brand accounts mention their own brand all day; that is not news for the brand team.
-        posts = [r for r in posts if not _is_brand_account(account, brands)]
-        if not posts:
+        posts = posts_of.get((account.source, account.account_id))
+        if not posts or _is_brand_account(account, brands):
             continue
         named = sorted({b for r in posts for b in r[3]})
         subject = f"{account.source}:@{account.handle}"
