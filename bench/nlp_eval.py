@@ -24,7 +24,7 @@ from bench.machine import machine_info  # noqa: E402
 
 from nlp.entities import EntityExtractor  # noqa: E402
 from nlp.language import LanguageDetector  # noqa: E402
-from nlp.sentiment import SentimentHead, SentimentModel  # noqa: E402
+from nlp.sentiment import LexicalHead, SentimentHead, SentimentModel  # noqa: E402
 from nlp.sentiment_data import LABELS, LabelledTexts, read_germeval_docs, read_tweeteval_val, read_umsab  # noqa: E402
 from nlp.train_sentiment import cached_embedder  # noqa: E402
 
@@ -37,9 +37,11 @@ WNUT_LABELS = {"person": "PER", "location": "LOC", "corporation": "ORG", "group"
 
 def sentiment_rows(model: SentimentModel, head: SentimentHead, sets: list[LabelledTexts]) -> list[dict]:
     embed = cached_embedder(model)
+    lexical = LexicalHead.load(model.lexical_path)  # the shipped model blends the e5 head with n-grams
     rows = []
     for data in sets:
-        predicted = head.probabilities(embed(data), data.lang).argmax(axis=1)
+        probs = head.probabilities(embed(data), data.lang)
+        predicted = lexical.blend(probs, lexical.log_probabilities(data.texts, data.lang), data.lang).argmax(axis=1)
         split = SPLITS[data.name]
         rows.append(_row("sentiment", data.name, data.lang, split, "macro_f1", f1_score(data.labels, predicted, average="macro"), len(data)))
         if data.name == "tweeteval_val":
@@ -135,6 +137,9 @@ def main() -> int:
     rows += vader_rows([tweeteval, umsab_en])
     rows += language_rows([tweeteval, umsab_en, umsab_de, germeval])
     rows += entity_rows()
+    from bench.eval_targeted import targeted_rows
+
+    rows += targeted_rows(DATA)
     print(f"{'task':<28}{'dataset':<34}{'lang':<5}{'split':<9}{'metric':<24}{'value':>7}{'n':>7}")
     for r in rows:
         print(f"{r['task']:<28}{r['dataset']:<34}{r['lang']:<5}{r['split']:<9}{r['metric']:<24}{r['value']:>7.3f}{r['n']:>7}")

@@ -10,14 +10,13 @@ feed's `reasonRepost`.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 from connectors.base import MALFORMED, Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError, open_json_page
-from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
+from connectors.http import USER_AGENT, HttpStats, PinnedTransport, allow_private_from_env, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "bluesky"
@@ -300,9 +299,10 @@ class BlueskyConnector:
                 self.stats.requests += 1
                 self._last_body = response.text
 
-            allow_private = os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
-            # Same policy as the shared client: every hop must be a public address unless allowed.
-            request = Request(timeout=self.timeout, event_hooks={
+            allow_private = allow_private_from_env()
+            # Same policy as the shared client: every hop must be a public address unless allowed, and
+            # the connection goes to the address that was checked (no DNS rebinding).
+            request = Request(timeout=self.timeout, transport=PinnedTransport(allow_private=allow_private), event_hooks={
                 "request": [lambda request: check_url(request.url, allow_private)], "response": [keep],
             })
             request.add_additional_header("User-Agent", USER_AGENT)

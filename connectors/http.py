@@ -1,4 +1,12 @@
-"""The one HTTP client every HTTP connector uses: timeouts, retries with backoff, rate-limit waits, conditional GET."""
+"""The one HTTP client every HTTP connector uses: timeouts, retries with backoff, rate-limit waits, conditional GET.
+
+Server-side request forgery is refused in two places. A request hook checks every URL (and every
+redirect hop): http(s) only, and without the opt-in no host that resolves to a private, loopback or
+reserved address. The transport then resolves the host once more, checks those addresses and
+connects to exactly one of them, so a DNS answer that changes between the check and the connection
+(DNS rebinding) cannot slip a private address in. TLS still verifies and sends SNI for the host
+name, because httpcore takes both from the URL, not from the socket's address.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import ipaddress
 import json
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +22,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 from connectors.base import (
     DownloadTooLarge,
@@ -49,7 +63,27 @@ class HttpStats:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def check_url(url: str | httpx.URL, allow_private: bool) -> None:
+Resolver = Callable[[str, int], list[str]]
+
+
+def resolve_addresses(host: str, port: int) -> list[str]:
+    """Return the IP addresses `host` resolves to (an IP literal resolves to itself), in resolver order."""
+    infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def refuse_private(host: str, addresses: list[str]) -> None:
+    """Raise UnsafeUrl if any of `host`'s addresses is private, loopback, link-local, reserved or multicast."""
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%")[0])  # drop an IPv6 zone id such as %eth0
+        if not address.is_global or address.is_multicast:
+            raise UnsafeUrl(
+                f"refusing {host} ({address}): a private, loopback or reserved address; "
+                f"set {ALLOW_PRIVATE_ENV}=1 to collect from an internal host"
+            )
+
+
+def check_url(url: str | httpx.URL, allow_private: bool, resolve: Resolver = resolve_addresses) -> None:
     """Raise UnsafeUrl unless the URL is http(s) and (without `allow_private`) resolves only to public addresses."""
     parts = urlsplit(str(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -57,19 +91,66 @@ def check_url(url: str | httpx.URL, allow_private: bool) -> None:
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 0, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
+        addresses = resolve(parts.hostname, parts.port or 0)
+    except (OSError, UnicodeError):
         return  # an unresolvable host cannot be reached either; the connection attempt reports it
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeUrl(
-                f"refusing {parts.hostname} ({address}): a private, loopback or reserved address; "
-                f"set {ALLOW_PRIVATE_ENV}=1 to collect from an internal host"
-            )
+    refuse_private(parts.hostname, addresses)
 
 
-def _allow_private_from_env() -> bool:
+class PinnedBackend(httpcore.NetworkBackend):
+    """Resolve a host once, check every address, and connect to a checked address only.
+
+    httpcore hands `connect_tcp` the URL's host name and would let the socket resolve it again;
+    here the name is resolved exactly once per connection and the socket gets the IP literal.
+    """
+
+    def __init__(self, allow_private: bool, resolve: Resolver = resolve_addresses) -> None:
+        self.allow_private = allow_private
+        self.resolve = resolve
+        self._sockets = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        try:
+            addresses = self.resolve(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} resolved to no address")
+        if not self.allow_private:
+            refuse_private(host, addresses)
+        failure: Exception | None = None
+        for address in addresses:  # what socket.create_connection does: try each address in turn
+            try:
+                return self._sockets.connect_tcp(address.split("%")[0], port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def sleep(self, seconds: float) -> None:
+        self._sockets.sleep(seconds)
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """An httpx transport whose connections go through a PinnedBackend (see the module docstring)."""
+
+    def __init__(self, *, allow_private: bool, resolve: Resolver = resolve_addresses,
+                 verify: ssl.SSLContext | bool = True, limits: httpx.Limits | None = None) -> None:
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
+        super().__init__(verify=verify, limits=limits)
+        # httpx 0.28 takes no network backend, so the pool it built is replaced by the same pool over ours.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=PinnedBackend(allow_private, resolve),
+        )
+
+
+def allow_private_from_env() -> bool:
+    """Whether RESONANZ_ALLOW_PRIVATE_URLS opts in to private, loopback and reserved hosts."""
     return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
@@ -92,8 +173,10 @@ class HttpClient:
         allow_private: bool | None = None,
         max_bytes: int = MAX_BYTES,
         max_seconds: float = MAX_SECONDS,
+        resolve: Resolver = resolve_addresses,
     ) -> None:
-        self.allow_private = _allow_private_from_env() if allow_private is None else allow_private
+        self.allow_private = allow_private_from_env() if allow_private is None else allow_private
+        self.resolve = resolve
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.max_retries = max_retries
@@ -106,9 +189,10 @@ class HttpClient:
         self.stats = HttpStats()
         self._client = httpx.Client(
             timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})},
-            follow_redirects=True, transport=transport,
+            follow_redirects=True,
+            transport=transport or PinnedTransport(allow_private=self.allow_private, resolve=resolve),
             # The hook runs for every hop, so a redirect to a private address is refused too.
-            event_hooks={"request": [lambda request: check_url(request.url, self.allow_private)]},
+            event_hooks={"request": [lambda request: check_url(request.url, self.allow_private, self.resolve)]},
         )
 
     def __enter__(self) -> HttpClient:
@@ -157,6 +241,14 @@ class HttpClient:
             if response.status_code >= 400:
                 raise TransientError(f"{method} {url} returned {response.status_code}")
             return response
+
+    def send_once(self, method: str, url: str, **options: Any) -> httpx.Response:
+        """Send one request under the URL checks and size/time limits, with no retry and whatever its status.
+
+        For SDKs that run their own retry policy (see RequestsAdapter); `options` go to httpx.Client.stream.
+        """
+        self.stats.requests += 1
+        return self._send(method, url, **options)
 
     def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
         """Send one request and read its body within the size and time limits."""
@@ -216,6 +308,53 @@ class HttpClient:
     def _rate_limit_wait(self, response: httpx.Response, attempt: int) -> float:
         fallback = min(self.backoff_cap, self.backoff_base * 2**attempt)
         return rate_limit_wait_seconds(response.headers, self.clock(), fallback)
+
+
+class RequestsAdapter(BaseAdapter):
+    """Carry a requests.Session's traffic (an SDK's, e.g. Mastodon.py) over an HttpClient.
+
+    Every request then gets the same URL checks, address pinning and size/time limits as the
+    connectors that use HttpClient directly; the SDK keeps its own retry and rate-limit handling.
+    Mount it on both schemes: `session.mount("https://", adapter); session.mount("http://", adapter)`.
+    SDKs tend to wrap every exception in their own network error; the refusal is kept in `refused`
+    so the caller can raise it as what it is instead of retrying.
+    """
+
+    def __init__(self, http: HttpClient) -> None:
+        super().__init__()
+        self.http = http
+        self.refused: UnsafeUrl | DownloadTooLarge | None = None
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
+             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+        self.refused = None
+        options: dict[str, Any] = {"headers": dict(request.headers), "content": request.body}
+        if isinstance(timeout, tuple):  # requests' (connect, read)
+            options["timeout"] = httpx.Timeout(timeout[1], connect=timeout[0])
+        elif timeout is not None:
+            options["timeout"] = timeout
+        try:
+            reply = self.http.send_once(str(request.method), str(request.url), **options)
+        except (UnsafeUrl, DownloadTooLarge) as exc:
+            self.refused = exc
+            raise
+        except httpx.TimeoutException as exc:
+            raise requests.exceptions.Timeout(str(exc), request=request) from exc
+        except httpx.TransportError as exc:
+            raise requests.exceptions.ConnectionError(str(exc), request=request) from exc
+        response = requests.Response()
+        response.status_code = reply.status_code
+        response.reason = reply.reason_phrase
+        response.headers = CaseInsensitiveDict(reply.headers.items())
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.url = str(reply.url)
+        response.request = request
+        response._content = reply.content
+        response._content_consumed = True
+        return response
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def rate_limit_wait_seconds(headers: Mapping[str, str], now: float, fallback: float) -> float:

@@ -13,7 +13,6 @@ is the same everywhere, so a post seen through two instances can still be matche
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from connectors.base import MALFORMED, Forbidden, MalformedPayload, NotFound, RateLimited, TransientError, open_json_page
-from connectors.http import ALLOW_PRIVATE_ENV, USER_AGENT, HttpStats, check_url
+from connectors.http import USER_AGENT, HttpClient, HttpStats, RequestsAdapter, allow_private_from_env, check_url
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 from connectors.rss import html_text_and_links
 
@@ -302,6 +301,11 @@ class _Instance:
         self.last_response: requests.Response | None = None
         self.stats = stats
         session = requests.Session()
+        # Mastodon.py's own requests traffic goes over the shared client: URL checks on every hop,
+        # connections pinned to the checked address (no DNS rebinding), size and time limits.
+        self.adapter = RequestsAdapter(HttpClient(timeout=timeout))
+        session.mount("https://", self.adapter)
+        session.mount("http://", self.adapter)
         session.hooks["response"].append(self._keep)
         # "throw": Mastodon.py only raises on 429; waiting is ours, on the injected clock.
         self.api = Mastodon(
@@ -361,7 +365,7 @@ class MastodonConnector:
     def _instance(self, base_url: str) -> _Instance:
         if base_url not in self._instances:
             # Same policy as the shared client: no private or loopback instance unless allowed.
-            check_url(base_url, os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes"))
+            check_url(base_url, allow_private_from_env())
             self._instances[base_url] = _Instance(base_url, self.access_token, self.timeout, self.stats)
         return self._instances[base_url]
 
@@ -469,6 +473,9 @@ class MastodonConnector:
                 waits += 1
                 continue
             except (MastodonServerError, MastodonNetworkError) as exc:
+                if instance.adapter.refused is not None:
+                    # A refused address or oversized body is final: Mastodon.py only wrapped it.
+                    raise instance.adapter.refused from exc
                 if attempt >= self.max_retries:
                     raise TransientError(f"{instance.api.api_base_url} failed after {attempt + 1} attempts: {exc}") from exc
                 self.stats.retries += 1

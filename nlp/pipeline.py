@@ -1,21 +1,32 @@
-"""Enrich batches of posts: language, sentiment, entities and brand mentions, EN and DE."""
+"""Enrich batches of posts: language, sentiment, purchase intent, entities and brand mentions, EN and DE."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nlp.brands import BrandConfig, BrandMatcher
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
+from nlp.hf_models import (
+    INTENT_LABELS,
+    EntityRouter,
+    HFModelConfig,
+    HFSequenceClassifier,
+    HFTokenClassifier,
+    is_bundled,
+)
+from nlp.intent import MODEL_NAME as INTENT_MODEL
+from nlp.intent import IntentModel, IntentResult
 from nlp.language import MODEL_NAME as LANGUAGE_MODEL
 from nlp.language import LanguageDetector, LanguageGuess
-from nlp.records import Annotation, BrandMention, EntitySpan, Enrichment, PostText
+from nlp.records import Annotation, BrandMention, Enrichment, EntitySpan, PostText, Task
 from nlp.sentiment import MODEL_NAME as SENTIMENT_MODEL
 from nlp.sentiment import SentimentModel, SentimentResult
+from nlp.targeted import TargetedSentiment
 from nlp.text import MAX_CHARS, safe_text
 
 log = logging.getLogger(__name__)
@@ -34,12 +45,30 @@ def _count_per_post(rows: Sequence[Any]) -> dict[tuple[str, str], int]:
 class Enricher:
     """Run every enrich model over batches of posts; each model loads once, on first use."""
 
-    def __init__(self, brands: Sequence[BrandConfig]) -> None:
+    def __init__(
+        self,
+        brands: Sequence[BrandConfig],
+        sentiment: SentimentModel | HFSequenceClassifier | None = None,
+        entity_models: Mapping[str, HFTokenClassifier] | None = None,
+        intent: IntentModel | HFSequenceClassifier | None = None,
+    ) -> None:
+        """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
+
+        `entity_models` maps a language ("en", "de") to the token classifier used for it; other
+        languages keep the bundled extractor.
+        """
         self._brands = list(brands)
         self._language = LanguageDetector()
-        self._sentiment = SentimentModel()
-        self._entities = EntityExtractor(self._brands)
+        self._sentiment = sentiment if sentiment is not None else SentimentModel()
+        bundled_entities = EntityExtractor(self._brands)
+        self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
+        self._intent = intent if intent is not None else IntentModel()
+        # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".
+        self._sentiment_name = getattr(self._sentiment, "model_name", SENTIMENT_MODEL)
+        self._intent_name = getattr(self._intent, "model_name", INTENT_MODEL)
         self._matcher = BrandMatcher(self._brands)
+        # Per-brand sentiment: the clause around each mention, judged by the same sentiment model.
+        self._targeted = TargetedSentiment(self._sentiment)
         # Seconds spent per model since construction, for bench/enrich.py.
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -52,7 +81,8 @@ class Enricher:
         """
         return {
             "language": f"{LANGUAGE_MODEL}@{self._language.model_version}",
-            "sentiment": f"{SENTIMENT_MODEL}@{self._sentiment.model_version}",
+            "sentiment": f"{self._sentiment_name}@{self._sentiment.model_version}",
+            "intent": f"{self._intent_name}@{self._intent.model_version}",
             "entities": f"{ENTITIES_MODEL}@{self._entities_version()}",
             "relevance": f"{RELEVANCE_MODEL}@{self._entities.brand_digest}",
         }
@@ -61,17 +91,19 @@ class Enricher:
         """Return annotations, entities and brand mentions for `posts` (never raises on bad text)."""
         texts = [safe_text(post.text) for post in posts]
         languages = self._timed("language", self._detect_languages, posts, texts)
-        sentiments = self._timed("sentiment", self._classify, texts, languages)
+        sentiments = self._timed("sentiment", self._classify, self._sentiment, texts, languages)
+        intents = self._timed("intent", self._classify, self._intent, texts, languages)
         out = Enrichment()
         out.entities = self._timed("entities", self._extract_entities, posts, texts, languages)
-        out.brand_mentions = self._timed("brands", self._match_brands, posts, texts, sentiments)
+        out.brand_mentions = self._timed("brands", self._match_brands, posts, texts, languages, sentiments)
         entity_counts = _count_per_post(out.entities)
         brand_counts = _count_per_post(out.brand_mentions)
         entities_version = self._entities_version()
-        for post, guess, sentiment in zip(posts, languages, sentiments):
+        for post, guess, sentiment, intent in zip(posts, languages, sentiments, intents):
             key = (post.source, post.post_id)
             out.annotations.append(self._language_row(post, guess))
-            out.annotations.append(self._sentiment_row(post, sentiment))
+            out.annotations.append(self._label_row(post, "sentiment", sentiment, self._sentiment_name, self._sentiment))
+            out.annotations.append(self._label_row(post, "intent", intent, self._intent_name, self._intent))
             out.annotations.append(Annotation(
                 post.source, post.post_id, "entities", None, float(entity_counts.get(key, 0)),
                 ENTITIES_MODEL, entities_version))
@@ -98,17 +130,18 @@ class Enricher:
     def _detect_languages(self, posts: Sequence[PostText], texts: list[str]) -> list[LanguageGuess]:
         return [self._language.detect(text, post.lang_hint) for post, text in zip(posts, texts)]
 
-    def _classify(self, texts: list[str], languages: list[LanguageGuess]) -> list[SentimentResult | None]:
-        results: list[SentimentResult | None] = [None] * len(texts)
+    def _classify(self, model: Any, texts: list[str], languages: list[LanguageGuess]) -> list[Any]:
+        """Run a per-language classifier (sentiment or intent) over the texts it has a language for."""
+        results: list[Any] = [None] * len(texts)
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, guess in enumerate(languages):
             by_lang[guess.lang].append(i)
-        supported = self._sentiment.languages
+        supported = model.languages
         for lang, indices in by_lang.items():
             if lang not in supported:
-                continue  # no trained head for this language: sentiment stays unknown
+                continue  # no trained model for this language: the label stays unknown
             batch = [texts[i][:MAX_CHARS] for i in indices]
-            for i, result in zip(indices, _per_item_on_error(self._sentiment.predict, batch, lang)):
+            for i, result in zip(indices, _per_item_on_error(model.predict, batch, lang)):
                 results[i] = result
         return results
 
@@ -131,15 +164,27 @@ class Enricher:
         return rows
 
     def _match_brands(
-        self, posts: Sequence[PostText], texts: list[str], sentiments: list[SentimentResult | None]
+        self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess],
+        sentiments: list[SentimentResult | None],
     ) -> list[BrandMention]:
         rows: list[BrandMention] = []
-        for post, text, sentiment in zip(posts, texts, sentiments):
-            # Brand-level sentiment is the post's sentiment until a targeted model exists.
-            label = sentiment.label if sentiment else None
+        for post, text, guess, sentiment in zip(posts, texts, languages, sentiments):
+            matches = self._matcher.find(text)
+            if not matches:
+                continue
+            spans = [(m.start_char, m.end_char) for m in matches]
+            try:
+                # One answer per mention: "love Lyft, but Uber cancelled" gives Lyft and Uber apart.
+                targeted = self._targeted.predict(text[:MAX_CHARS], guess.lang, spans, sentiment)
+            except ModelMissingError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one odd post keeps the post-level answer
+                log.warning("targeted sentiment skipped one post (%d chars): %s", len(text), exc)
+                targeted = [sentiment] * len(matches)
             rows.extend(
-                BrandMention(post.source, post.post_id, m.brand, m.kind, m.matched_text, m.start_char, label)
-                for m in self._matcher.find(text)
+                BrandMention(post.source, post.post_id, m.brand, m.kind, m.matched_text, m.start_char,
+                             result.label if result else None)
+                for m, result in zip(matches, targeted)
             )
         return rows
 
@@ -147,10 +192,9 @@ class Enricher:
         version = self._language.model_version
         return Annotation(post.source, post.post_id, "language", guess.lang, guess.score, LANGUAGE_MODEL, version)
 
-    def _sentiment_row(self, post: PostText, result: SentimentResult | None) -> Annotation:
-        version = self._sentiment.model_version
+    def _label_row(self, post: PostText, task: Task, result: Any, name: str, model: Any) -> Annotation:
         label, score = (result.label, result.score) if result else (None, None)
-        return Annotation(post.source, post.post_id, "sentiment", label, score, SENTIMENT_MODEL, version)
+        return Annotation(post.source, post.post_id, task, label, score, name, model.model_version)
 
 
 def _per_item_on_error(step: Any, batch: list[str], lang: str) -> list[Any]:
@@ -159,7 +203,7 @@ def _per_item_on_error(step: Any, batch: list[str], lang: str) -> list[Any]:
         return step(batch, lang)
     except ModelMissingError:
         raise  # a missing model is a setup problem, not bad input: say so once, loudly
-    except Exception:
+    except Exception:  # noqa: BLE001 - fall back to one by one, below
         log.warning("%s failed on a batch of %d %s texts; retrying one by one", step.__qualname__, len(batch), lang)
     results: list[Any] = []
     for text in batch:
@@ -169,3 +213,31 @@ def _per_item_on_error(step: Any, batch: list[str], lang: str) -> list[Any]:
             log.warning("%s skipped one text (%d chars): %s", step.__qualname__, len(text), exc)
             results.append(None if step.__name__ == "predict" else [])
     return results
+
+
+def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None = None) -> Enricher:
+    """Build an Enricher with the models the `[nlp]` configuration names (bundled ones by default)."""
+    if config is None:
+        return Enricher(brands)
+    sentiment = None
+    if not is_bundled(config.sentiment_model):
+        sentiment = HFSequenceClassifier(
+            config.sentiment_model, labels=config.sentiment_labels, languages=config.sentiment_languages,
+        )
+    intent = None
+    if not is_bundled(config.intent_model):
+        intent = HFSequenceClassifier(
+            config.intent_model, targets=INTENT_LABELS, labels=config.intent_labels,
+            languages=config.intent_languages, result=IntentResult, setting="intent_labels",
+        )
+    # One model configured for both languages is loaded once.
+    token_models: dict[str, HFTokenClassifier] = {}
+    entity_models: dict[str, HFTokenClassifier] = {}
+    for lang, path in (("en", config.ner_model_en), ("de", config.ner_model_de)):
+        if not is_bundled(path):
+            if path not in token_models:
+                token_models[path] = HFTokenClassifier(
+                    path, labels=config.ner_labels, aggregation_strategy=config.ner_aggregation
+                )
+            entity_models[lang] = token_models[path]
+    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Task = Literal["language", "sentiment"]
+Task = Literal["language", "sentiment", "entities", "relevance", "intent"]
 SentimentLabel = Literal["negative", "neutral", "positive"]
 EntityLabel = Literal["PER", "ORG", "LOC", "PRODUCT", "MISC", "BRAND"]
 
@@ -27,7 +27,8 @@ class PostText:
 
 @dataclass(frozen=True, slots=True)
 class Annotation:
-    """One post-level label: language (ISO 639-1 or "und") or sentiment (label None if unknown)."""
+    """One post-level label per task: language (ISO 639-1 or "und"), sentiment, intent (label None
+    if unknown), entities (score = count) or relevance (relevant/not_relevant)."""
 
     source: str
     post_id: str
@@ -54,7 +55,7 @@ class EntitySpan:
 
 @dataclass(frozen=True, slots=True)
 class BrandMention:
-    """A configured brand found in a post; `sentiment` is the post's sentiment for now."""
+    """A configured brand found in a post, with the sentiment toward that brand."""
 
     source: str
     post_id: str

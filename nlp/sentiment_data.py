@@ -99,6 +99,27 @@ def read_semeval_train(data_dir: Path, per_class: int, seed: int) -> LabelledTex
     return LabelledTexts("semeval2017_train", texts, np.asarray(labels, dtype=np.int64), "en")
 
 
+def read_semeval_pool(data_dir: Path, held_out: list[LabelledTexts]) -> LabelledTexts:
+    """Read every SemEval-2017 4A EN training tweet (deduped, file order) minus TweetEval-val and `held_out` ones."""
+    path = data_dir / "sentiment_semeval2017_en_train" / "train.tsv"
+    seen = {tweet_key(t) for data in held_out for t in data.texts}
+    texts: list[str] = []
+    labels: list[int] = []
+    with path.open(encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            parts = line.rstrip("\n").split("\t", 4)
+            if len(parts) != 5 or parts[3] == "1":
+                continue  # in_tweeteval_val
+            key = tweet_key(parts[4])
+            if key in seen:
+                continue
+            seen.add(key)
+            texts.append(parts[4])
+            labels.append(LABELS.index(parts[2]))
+    return LabelledTexts("semeval2017_pool", texts, np.asarray(labels, dtype=np.int64), "en")
+
+
 def read_germeval_docs(data_dir: Path, split_file: str = "dev_v1.4_docs.tsv", twitter_only: bool = False) -> LabelledTexts:
     """Read GermEval-2017 documents (Deutsche Bahn customer talk) with document sentiment."""
     path = data_dir / "sentiment_germeval2017_de" / split_file

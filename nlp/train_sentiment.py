@@ -1,12 +1,14 @@
-"""Train, calibrate and evaluate the EN/DE sentiment head; writes nlp/models/sentiment_e5_head.npz.
+"""Train, calibrate and evaluate the EN/DE sentiment model; writes nlp/models/sentiment_e5_head.npz
+and nlp/models/sentiment_lexical.npz.
 
-Run `python -m nlp.train_sentiment [DATA_DIR] [OUT_DIR]` (DATA_DIR defaults to
+Run `python -m nlp.train_sentiment [DATA_DIR] [--out OUT_DIR] [--seed 13]` (DATA_DIR defaults to
 $RESONANZ_DATA or /work/shared/data). Embeddings are cached under $TMPDIR/resonanz-e5-cache
-so a second run takes seconds instead of minutes.
+so a second run spends its time fitting the n-gram model (minutes, not the embedding's quarter hour).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -17,13 +19,22 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, recall_score
 
-from nlp.sentiment import HEAD_PATH, SentimentHead, SentimentModel
+from nlp.sentiment import (
+    HEAD_PATH,
+    LexicalHead,
+    SentimentHead,
+    SentimentModel,
+    ngram_counts,
+    tfidf,
+)
 from nlp.sentiment_data import (
     LabelledTexts,
     read_germeval_docs,
+    read_semeval_pool,
     read_semeval_train,
     read_tweeteval_val,
     read_umsab,
@@ -37,6 +48,8 @@ SEMEVAL_PER_CLASS = 6000  # SemEval EN tweets per class (negatives run out at ~7
 CALIBRATION_PER_CLASS = 300  # SemEval rows per class held out to fit the EN temperature
 UMSAB_EN_WEIGHT = 3.0  # the few UMSAB EN rows left after removing TweetEval-val tweets
 GERMEVAL_WEIGHT = 0.25  # GermEval is Deutsche-Bahn customer talk, mostly neutral: a light touch
+LEXICAL_C = 3.0  # n-gram logistic regression; best of {1, 3, 10} on UMSAB DE val
+BLEND_WEIGHTS = np.linspace(0.0, 1.0, 21)  # lexical share in the blend, chosen by log-loss on calibration rows
 
 
 def build_datasets(data_dir: Path, seed: int) -> dict[str, LabelledTexts]:
@@ -58,6 +71,15 @@ def build_datasets(data_dir: Path, seed: int) -> dict[str, LabelledTexts]:
     }
 
 
+def build_lexical_datasets(data_dir: Path, sets: dict[str, LabelledTexts]) -> dict[str, LabelledTexts]:
+    """Return the n-gram model's extra EN rows: the whole SemEval pool minus TweetEval val and the calibration rows.
+
+    The n-gram model needs no embeddings, so it can use all ~46k SemEval tweets where the e5
+    head uses 6k per class.
+    """
+    return {"en_pool": read_semeval_pool(data_dir, [read_tweeteval_val(data_dir), sets["en_calib"]])}
+
+
 def train_sentiment(data_dir: Path, out_dir: Path, seed: int = 13) -> dict:
     """Train per-language heads, calibrate them, save the artefact and return its metrics."""
     started = time.perf_counter()
@@ -72,6 +94,12 @@ def train_sentiment(data_dir: Path, out_dir: Path, seed: int = 13) -> dict:
     for lang, (parts, weights, calib) in plan.items():
         clf = _fit(parts, weights, C_VALUE, seed, embed)
         heads[lang] = (clf.coef_, clf.intercept_, _calibrate(clf, embed(calib), calib.labels))
+    lexical_sets = build_lexical_datasets(data_dir, sets)
+    lexical_plan = {
+        "en": ([sets["en_umsab"], lexical_sets["en_pool"]], [UMSAB_EN_WEIGHT, 1.0]),
+        "de": ([sets["de_umsab"], sets["de_germeval"]], [1.0, GERMEVAL_WEIGHT]),
+    }
+    lexical = {lang: _fit_lexical(parts, weights, seed) for lang, (parts, weights) in lexical_plan.items()}
 
     langs = ("en", "de")
     head = SentimentHead(
@@ -80,30 +108,95 @@ def train_sentiment(data_dir: Path, out_dir: Path, seed: int = 13) -> dict:
         np.stack([heads[x][1] for x in langs]),
         np.array([heads[x][2] for x in langs]),
     )
+    blends = {x: _choose_blend(head, lexical[x], embed(plan[x][2]), plan[x][2]) for x in langs}
+    lexical_head = LexicalHead(
+        langs,
+        np.stack([lexical[x][0] for x in langs]),
+        np.stack([lexical[x][1] for x in langs]),
+        np.stack([lexical[x][2] for x in langs]),
+        np.array([blends[x][0] for x in langs]),
+        np.array([blends[x][1] for x in langs]),
+    )
     head.save(model.head_path)
-    metrics = evaluate_head(head, data_dir, embed)
-    metrics["train_rows"] = {name: len(data) for name, data in sets.items()}
+    lexical_head.save(model.lexical_path)
+    # Evaluate what ships: reload both files (float16 coefficients included).
+    metrics = evaluate_model(SentimentHead.load(model.head_path), LexicalHead.load(model.lexical_path), data_dir, embed)
+    metrics["train_rows"] = {name: len(data) for name, data in {**sets, **lexical_sets}.items()}
     metrics["temperature"] = {x: round(float(heads[x][2]), 3) for x in langs}
+    metrics["blend"] = {x: {"lexical_weight": round(float(blends[x][0]), 3), "temperature": round(float(blends[x][1]), 3)} for x in langs}
+    metrics["artefact_bytes"] = {p.name: p.stat().st_size for p in (model.head_path, model.lexical_path)}
     metrics["seed"] = seed
     metrics["seconds"] = round(time.perf_counter() - started, 1)
     return metrics
 
 
-def evaluate_head(head: SentimentHead, data_dir: Path, embed) -> dict:  # noqa: ANN001
-    """Score a head on TweetEval val (macro-recall) and UMSAB EN/DE test (macro-F1)."""
+def evaluate_head(head: SentimentHead, data_dir: Path, embed) -> dict:
+    """Score the e5 head alone on TweetEval val (macro-recall) and UMSAB EN/DE test (macro-F1)."""
+    return evaluate_model(head, None, data_dir, embed)
+
+
+def evaluate_model(head: SentimentHead, lexical: LexicalHead | None, data_dir: Path, embed) -> dict:
+    """Score the e5 head (blended with `lexical` if given) on the evaluation splits; none is used in training."""
     results = {}
     for key, data, metric in (
         ("tweeteval_val_macro_recall_en", read_tweeteval_val(data_dir), "recall"),
         ("umsab_test_macro_f1_en", read_umsab(data_dir, "english", "test"), "f1"),
         ("umsab_test_macro_f1_de", read_umsab(data_dir, "german", "test"), "f1"),
+        ("germeval_dia_tweets_macro_f1_de", read_germeval_docs(data_dir, "test_dia_docs.tsv", twitter_only=True), "f1"),
     ):
-        predicted = head.probabilities(embed(data), data.lang).argmax(axis=1)
+        probs = head.probabilities(embed(data), data.lang)
+        if lexical is not None:
+            probs = lexical.blend(probs, lexical.log_probabilities(data.texts, data.lang), data.lang)
         scorer = recall_score if metric == "recall" else f1_score
-        results[key] = round(float(scorer(data.labels, predicted, average="macro")), 4)
+        results[key] = round(float(scorer(data.labels, probs.argmax(axis=1), average="macro")), 4)
     return results
 
 
-def _fit(parts: list[LabelledTexts], weights: list[float], c_value: float, seed: int, embed) -> LogisticRegression:  # noqa: ANN001
+def _fit_lexical(parts: list[LabelledTexts], weights: list[float], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit the class-balanced n-gram logistic regression; return (coef, intercept, idf)."""
+    counts = ngram_counts([t for p in parts for t in p.texts])
+    labels = np.concatenate([p.labels for p in parts])
+    sample_weight = np.concatenate([np.full(len(p), w) for p, w in zip(parts, weights)])
+    class_mass = np.bincount(labels, weights=sample_weight, minlength=3)
+    sample_weight = sample_weight * (class_mass.sum() / (3 * class_mass))[labels]
+    # sklearn's smoothed idf, stored as an array so inference needs no pickled transformer.
+    idf = TfidfTransformer(sublinear_tf=True).fit(counts).idf_.astype(np.float32)
+    features = tfidf(counts, idf)
+    clf = LogisticRegression(C=LEXICAL_C, max_iter=1000, random_state=seed)
+    clf.fit(features, labels, sample_weight=sample_weight)
+    return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), idf
+
+
+def _choose_blend(head: SentimentHead, lexical: tuple[np.ndarray, np.ndarray, np.ndarray], features: np.ndarray, calib: LabelledTexts) -> tuple[float, float]:
+    """Return (lexical weight, temperature) minimising log-loss on the calibration rows."""
+    e5_log = np.log(np.clip(head.probabilities(features, calib.lang), 1e-12, 1.0))
+    coef, intercept, idf = lexical
+    lex_log = _log_softmax(np.asarray(tfidf(ngram_counts(calib.texts), idf) @ coef.T + intercept))
+    best = (np.inf, 0.0, 1.0)
+    for weight in BLEND_WEIGHTS:
+        mixed = (1 - weight) * e5_log + weight * lex_log
+        temperature = _calibrate_logits(mixed, calib.labels)
+        loss = _nll(mixed / temperature, calib.labels)
+        if loss < best[0]:
+            best = (loss, float(weight), temperature)
+    return best[1], best[2]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+
+def _nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(-_log_softmax(logits)[np.arange(len(labels)), labels].mean())
+
+
+def _calibrate_logits(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Return the temperature that minimises log-loss of `logits` on `labels`."""
+    return float(minimize_scalar(lambda t: _nll(logits / t, labels), bounds=(0.05, 20.0), method="bounded").x)
+
+
+def _fit(parts: list[LabelledTexts], weights: list[float], c_value: float, seed: int, embed) -> LogisticRegression:
     """Fit a class-balanced logistic regression on the weighted union of `parts`."""
     features = np.vstack([embed(p) for p in parts])
     labels = np.concatenate([p.labels for p in parts])
@@ -117,18 +210,10 @@ def _fit(parts: list[LabelledTexts], weights: list[float], c_value: float, seed:
 
 def _calibrate(clf: LogisticRegression, features: np.ndarray, labels: np.ndarray) -> float:
     """Return the softmax temperature that minimises log-loss on held-out validation rows."""
-    logits = features @ clf.coef_.T + clf.intercept_
-
-    def nll(temperature: float) -> float:
-        scaled = logits / temperature
-        scaled = scaled - scaled.max(axis=1, keepdims=True)
-        log_probs = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
-        return float(-log_probs[np.arange(len(labels)), labels].mean())
-
-    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+    return _calibrate_logits(features @ clf.coef_.T + clf.intercept_, labels)
 
 
-def cached_embedder(model: SentimentModel):  # noqa: ANN201
+def cached_embedder(model: SentimentModel):
     """Return embed(LabelledTexts) -> vectors, cached on disk by the texts' hash."""
     cache = Path(os.environ.get("RESONANZ_E5_CACHE", Path(tempfile.gettempdir()) / "resonanz-e5-cache"))
     cache.mkdir(parents=True, exist_ok=True)
@@ -147,12 +232,18 @@ def cached_embedder(model: SentimentModel):  # noqa: ANN201
 
 def main(argv: list[str]) -> int:
     """Train from the command line and print the metrics."""
-    data_dir = Path(argv[0] if argv else os.environ.get("RESONANZ_DATA", "/work/shared/data"))
-    out_dir = Path(argv[1]) if len(argv) > 1 else HEAD_PATH.parent
+    parser = argparse.ArgumentParser(prog="python -m nlp.train_sentiment", description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", nargs="?", default=os.environ.get("RESONANZ_DATA", "/work/shared/data"))
+    parser.add_argument("out_dir", nargs="?", default=None, help="(legacy positional form of --out)")
+    parser.add_argument("--out", default=None, help=f"output folder (default {HEAD_PATH.parent})")
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    data_dir = Path(args.data_dir)
+    out_dir = Path(args.out or args.out_dir or HEAD_PATH.parent)
     if not (data_dir / "sentiment_xlmt_umsab_en_de").is_dir():
         print(f"labelled data not found under {data_dir}; pass the data folder as the first argument")
         return 2
-    metrics = train_sentiment(data_dir, out_dir)
+    metrics = train_sentiment(data_dir, out_dir, args.seed)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -547,6 +547,51 @@ def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")]
     _set_status(account, customer_id, "rejected", config)
 
 
+# task -> (trainer module with `main(argv) -> int`, whether it reads the labelled data folder).
+# The intent set is hand-labelled and lives in the repository (nlp/data/intent/).
+TRAINERS: dict[str, tuple[str, bool]] = {
+    "sentiment": ("nlp.train_sentiment", True),
+    "ner": ("nlp.train_ner", True),
+    "intent": ("nlp.train_intent", False),
+}
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="sentiment, ner or intent.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled data folder "
+                                              "(default: $RESONANZ_DATA, else ./data).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where the artefact goes "
+                                             "(default: the bundled model folder, nlp/models).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (default 13).")] = None,
+) -> None:
+    """Rebuild a bundled model from its labelled data with a fixed seed and print its evaluation."""
+    import importlib  # noqa: PLC0415
+
+    if task not in TRAINERS:
+        console.print(f"[red]error:[/red] unknown task {task!r}; choose one of {', '.join(TRAINERS)}")
+        raise typer.Exit(2)
+    module_name, needs_data = TRAINERS[task]
+    data_dir = data or Path(os.environ.get("RESONANZ_DATA") or "data")
+    if needs_data and not data_dir.is_dir():
+        console.print(f"[red]error:[/red] labelled data folder {data_dir} not found: pass --data DIR or set "
+                      "RESONANZ_DATA (docs/models.md lists the data sets each model is trained on)", soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        trainer = importlib.import_module(module_name)
+    except ImportError as exc:
+        console.print(f"[red]error:[/red] the {task} trainer cannot be loaded ({exc}); "
+                      "install the project's dependencies: pip install -c constraints.txt -e .", soft_wrap=True)
+        raise typer.Exit(2) from None
+    # Only what was asked for is passed on, so each trainer keeps its own defaults.
+    argv = [str(data_dir)] if needs_data or data else []
+    argv += ["--out", str(out)] if out else []
+    argv += ["--seed", str(seed)] if seed is not None else []
+    console.print(f"training {task} with {module_name} {' '.join(argv)}", soft_wrap=True)
+    code = trainer.main(argv)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()
 

@@ -116,6 +116,25 @@ class RetentionPolicy(BaseModel):
     mode: Literal["delete", "pseudonymise"] = "delete"
 
 
+class NlpSettings(BaseModel):
+    """Which enrich models run: "bundled", or the path of a local Hugging Face model directory (docs/models.md)."""
+
+    # A sequence-classification model for sentiment; its labels map onto negative/neutral/positive.
+    sentiment_model: str = "bundled"
+    sentiment_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
+    sentiment_labels: dict[str, str] = Field(default_factory=dict)  # model label -> project label
+    # Token-classification models for entities, per language; labels map onto PER/ORG/LOC/PRODUCT/MISC.
+    ner_model_en: str = "bundled"
+    ner_model_de: str = "bundled"
+    ner_labels: dict[str, str] = Field(default_factory=dict)  # "" drops a label
+    # "first" labels a word by its first sub-word, as token-classification models are usually trained.
+    ner_aggregation: Literal["simple", "first", "average", "max"] = "first"
+    # A sequence-classification model for purchase intent (buy/consider/recommend/complaint/churn/none).
+    intent_model: str = "bundled"
+    intent_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
+    intent_labels: dict[str, str] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESONANZ_",
@@ -136,6 +155,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)
+    nlp: NlpSettings = Field(default_factory=NlpSettings)
     # Nothing is deleted or pseudonymised unless a policy is configured.
     retention: list[RetentionPolicy] = Field(default_factory=list)
     # Secrets: environment only (or a Prefect Secret block of the same name, see flows/secrets.py).

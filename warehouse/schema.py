@@ -7,7 +7,7 @@ Natural keys are the primary keys, so every load is an idempotent upsert.
 
 from __future__ import annotations
 
-from warehouse.views import VIEWS_SQL_V3
+from warehouse.views import VIEWS_SQL_V3, VIEWS_SQL_V40
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -354,6 +354,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         GROUP BY r.source_name;
         """,
     ),
+    (40, "purchase intent in the analyst views", VIEWS_SQL_V40),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

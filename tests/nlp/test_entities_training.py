@@ -1,0 +1,41 @@
+"""The NER trainer runs spaCy's real training on a real GermEval slice and is reproducible (a few steps only)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import nlp.train_ner as train_ner
+from nlp.entities import EntityExtractor, artefact_digest
+from nlp.ner_data import GERMEVAL_FILE
+
+SLICE = Path(__file__).parents[1] / "fixtures" / "nlp" / "ner" / "ner_de_germeval2014_heldout_150.tsv"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The 150-sentence slice stands in for the GermEval dev file; 20 steps keep this fast.
+    (tmp_path / "data" / GERMEVAL_FILE).parent.mkdir(parents=True)
+    shutil.copy(SLICE, tmp_path / "data" / GERMEVAL_FILE)
+    monkeypatch.setitem(train_ner.MAX_STEPS, "de", 20)
+    return tmp_path / "data"
+
+
+def test_training_writes_a_loadable_reproducible_artefact(data_dir: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        assert train_ner.main([str(data_dir), "--lang", "de", "--out", str(out), "--seed", "13"]) == 0
+    assert artefact_digest(first / "ner_de") == artefact_digest(second / "ner_de")
+    assert "/tmp" not in (first / "ner_de" / "config.cfg").read_text(encoding="utf-8")
+    extractor = EntityExtractor([], models_dir=first)
+    assert extractor.model("de")[1].split("+")[1] == artefact_digest(first / "ner_de")
+    (spans,) = extractor.extract(["Angela Merkel besucht Siemens in München."], "de")
+    assert all(e.label in {"PER", "ORG", "LOC", "PRODUCT", "MISC"} for e in spans)
+
+
+def test_training_says_when_data_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_ner.main([str(tmp_path), "--lang", "all", "--out", str(tmp_path / "out")]) == 2
+    assert "not found" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
