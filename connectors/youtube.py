@@ -16,15 +16,37 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 
-from connectors.base import MALFORMED, Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, open_json_page
-from connectors.http import HttpClient, HttpStats
-from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
+from connectors.base import (
+    MALFORMED,
+    Forbidden,
+    MalformedPayload,
+    MissingCredential,
+    NotFound,
+    RateLimited,
+    open_json_page,
+)
+from connectors.http import (
+    HttpClient,
+    HttpStats,
+    PinnedTransport,
+    allow_private_from_env,
+)
+from connectors.records import (
+    Account,
+    Cursor,
+    Interaction,
+    Page,
+    Post,
+    Provenance,
+    Quarantined,
+    RawPayload,
+)
 from connectors.rss import html_text_and_links
 
 PLATFORM = "youtube"
@@ -247,7 +269,7 @@ class YouTubeCommentsConnector:
         self.daily_quota = daily_quota
         self.all_replies = all_replies  # fetch replies beyond the 5 a thread carries (1 unit per 100 replies)
         self.clock = clock
-        self._refusals = _KeepRefusals(httpx.HTTPTransport(retries=0))
+        self._refusals = _KeepRefusals(PinnedTransport(allow_private=allow_private_from_env()))
         self.http = HttpClient(sleep=sleep, clock=clock, transport=self._refusals)
         self.stats = QuotaStats()
         self._charged_requests = 0
@@ -266,7 +288,7 @@ class YouTubeCommentsConnector:
             previous_state = dict(state)
             response = self._get(url, params, "commentThreads.list")
             endpoint = f"{url}?{'&'.join(f'{k}={v}' for k, v in self.filter.items())}"
-            provenance = Provenance(self.connector, endpoint, datetime.now(timezone.utc), self.version)
+            provenance = Provenance(self.connector, endpoint, datetime.now(UTC), self.version)
             try:
                 payload = json.loads(response.text)
             except json.JSONDecodeError:
@@ -316,7 +338,7 @@ class YouTubeCommentsConnector:
                     self.stats.skip("replies not found")
                     break
                 endpoint = f"{self.base_url}/comments?parentId={thread.get('id')}"
-                provenance = Provenance(self.connector, endpoint, datetime.now(timezone.utc), self.version)
+                provenance = Provenance(self.connector, endpoint, datetime.now(UTC), self.version)
                 yield parse_comment_replies(response.text, provenance, cursor, parent_author)
                 try:
                     token = json.loads(response.text).get("nextPageToken")

@@ -132,7 +132,13 @@ def collect(
     duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
 ) -> None:
     """Collect new posts from the configured sources, resuming each from its cursor."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     settings = load_settings(config)
     prepare_prefect(settings)
@@ -245,12 +251,17 @@ def sql(
     duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
     snapshot: Annotated[bool, typer.Option("--snapshot", help="Query the published snapshot instead, "
                                            "which works while the pipeline is writing.")] = False,
+    lake: Annotated[Path | None, typer.Option("--lake", help="Query the Parquet lake in this folder "
+                                              "(views lake_posts, lake_interactions, ...) instead.")] = None,
 ) -> None:
-    """Run a read-only SQL query against the warehouse and print the result."""
+    """Run a read-only SQL query against the warehouse (or its Parquet lake) and print the result."""
     import duckdb  # noqa: PLC0415
 
     from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
 
+    if lake is not None:
+        _print_rows(*_query_lake(lake, query))
+        return
     settings = load_settings(config)
     path = duckdb_path or (settings.snapshot_path if snapshot else settings.duckdb_path)
     if not Path(path).exists():
@@ -265,6 +276,28 @@ def sql(
     except (duckdb.Error, WarehouseLocked) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    _print_rows(columns, rows)
+
+
+def _query_lake(lake: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    import duckdb  # noqa: PLC0415
+
+    from warehouse.lake import attach_lake  # noqa: PLC0415
+
+    # The lake is plain files: an in-memory DuckDB reads them, so no writer lock is involved.
+    with closing(duckdb.connect()) as con:
+        if not attach_lake(con, lake):
+            console.print(f"[red]error:[/red] no lake files under {lake}: run `resonanz lake write` first")
+            raise typer.Exit(2)
+        try:
+            relation = con.sql(query)
+            return ([], []) if relation is None else (relation.columns, relation.fetchall())
+        except duckdb.Error as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     table = Table(show_header=True)
     for col in columns:
         table.add_column(col)
@@ -427,6 +460,8 @@ crm_app = typer.Typer(no_args_is_help=True, help="Links between social accounts 
 app.add_typer(crm_app, name="crm")
 snapshot_app = typer.Typer(no_args_is_help=True, help="Read-only snapshots for analysts.")
 app.add_typer(snapshot_app, name="snapshot")
+lake_app = typer.Typer(no_args_is_help=True, help="Partitioned Parquet copy of the warehouse (storage past one file).")
+app.add_typer(lake_app, name="lake")
 privacy_app = typer.Typer(no_args_is_help=True, help="Data-protection requests (GDPR).")
 app.add_typer(privacy_app, name="privacy")
 
@@ -472,6 +507,36 @@ def export(
     for name, rows in result.rows.items():
         console.print(f"{name}: {rows:,} rows")
     console.print(f"written to {Path(target).resolve()}")
+
+
+@lake_app.command("write")
+def lake_write(
+    out: Annotated[Path | None, typer.Option("--out", help="Lake folder (default: lake_dir from the config).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only rewrite days from YYYY-MM-DD on.")] = None,
+    table: Annotated[list[str] | None, typer.Option("--table", help="Only this table (repeatable).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write posts, interactions, annotations and accounts as hive-partitioned Parquet (source/day)."""
+    from datetime import date  # noqa: PLC0415
+
+    from warehouse.lake import LAKE_TABLE_NAMES, write_lake  # noqa: PLC0415
+
+    try:
+        first_day = date.fromisoformat(since) if since else None
+    except ValueError:
+        console.print(f"[red]error:[/red] --since {since!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(2) from None
+    unknown = sorted(set(table or ()) - set(LAKE_TABLE_NAMES))
+    if unknown:
+        console.print(f"[red]error:[/red] unknown table {', '.join(unknown)}; choose from {', '.join(LAKE_TABLE_NAMES)}")
+        raise typer.Exit(2)
+    target = out or load_settings(config).lake_dir
+    with _writable(config) as con:
+        result = write_lake(con, target, tables=tuple(table or LAKE_TABLE_NAMES), since=first_day)
+    for name, rows in result.rows.items():
+        console.print(f"{name}: {rows:,} rows · {result.written.get(name, 0)} partitions written, "
+                      f"{result.unchanged.get(name, 0)} unchanged, {result.removed.get(name, 0)} removed")
+    console.print(f"lake at {Path(target).resolve()}  (query it: resonanz sql --lake {target} \"SELECT ...\")")
 
 
 @snapshot_app.command("publish")

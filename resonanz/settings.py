@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     duckdb_path: Path = Path("resonanz.duckdb")
     report_dir: Path = Path("reports")
     export_dir: Path = Path("exports")
+    # Partitioned Parquet copy of the big tables (`resonanz lake write`), for storage past one file.
+    lake_dir: Path = Path("lake")
     # A read-only copy analysts attach while the pipeline writes (DuckDB allows one writer).
     snapshot_path: Path = Path("resonanz-snapshot.duckdb")
     prefect_home: Path = Path(".prefect")

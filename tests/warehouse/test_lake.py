@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -168,3 +169,28 @@ def test_unknown_tables_are_named(populated: duckdb.DuckDBPyConnection, tmp_path
         write_lake(populated, tmp_path / "lake", tables=("posts", "nonsense"))
     assert set(LAKE_TABLE_NAMES) == {"posts", "interactions", "annotations", "accounts"}
     assert attach_lake(duckdb.connect(), tmp_path / "empty") == []
+
+
+def test_cli_writes_the_lake_and_queries_it_without_the_warehouse(populated_path: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from resonanz.cli import app
+
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(populated_path.read_bytes())
+    config = tmp_path / "resonanz.toml"
+    config.write_text(f'duckdb_path = "{db}"\nlake_dir = "{tmp_path / "lake"}"\n', encoding="utf-8")
+    runner = CliRunner()
+    written = runner.invoke(app, ["lake", "write", "--config", str(config), "--table", "posts"], terminal_width=200)
+    assert written.exit_code == 0, written.output
+    with closing(duckdb.connect(str(db), read_only=True)) as con:
+        posts = con.execute("SELECT count(*) FROM posts").fetchone()[0]  # type: ignore[index]
+    assert f"posts: {posts:,} rows" in written.output
+    query = runner.invoke(app, ["sql", "--lake", str(tmp_path / "lake"), "SELECT count(*) AS n FROM lake_posts"], terminal_width=200)
+    assert query.exit_code == 0 and str(posts) in query.output, query.output
+    again = runner.invoke(app, ["lake", "write", "--config", str(config), "--table", "posts"], terminal_width=200)
+    assert again.exit_code == 0 and "0 partitions written" in again.output, again.output
+    bad = runner.invoke(app, ["lake", "write", "--config", str(config), "--table", "customers"])
+    assert bad.exit_code == 2 and "unknown table" in bad.output
+    empty = runner.invoke(app, ["sql", "--lake", str(tmp_path / "nothing"), "SELECT 1"])
+    assert empty.exit_code == 2 and "resonanz lake write" in empty.output
