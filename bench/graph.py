@@ -17,8 +17,8 @@ import csv
 import gc
 import json
 import os
-import time
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,11 +32,11 @@ import scipy.sparse as sp
 
 BENCH = Path(__file__).resolve().parent
 from bench.machine import machine_info  # noqa: E402
-
 from connectors.records import INTERACTION_KINDS  # noqa: E402
 from graph.build import build_edges  # noqa: E402
 from graph.influence import rank_accounts  # noqa: E402
 from graph.pagerank import weighted_pagerank  # noqa: E402
+from graph.ranking import rank_all  # noqa: E402
 from graph.top import format_top  # noqa: E402
 from resonanz.settings import GraphSettings  # noqa: E402
 
@@ -201,9 +201,14 @@ def main() -> None:
         report["real"] = None
     else:
         table, signals = real
-        scores, timings = measure(lambda: rank_accounts(table, SETTINGS, post_signals=signals))
-        print(f"\nReal TWCS + GermEval: {table.num_rows:,} interactions, {len(scores):,} accounts, {timings['seconds']:.3f} s")
-        print(format_top(scores, 10))
+        related = signals.filter(signals["brand_related"])
+        brands = pa.table({"source": related["source"], "post_id": related["post_id"],
+                           "brand": pa.array(["Deutsche Bahn"] * related.num_rows)})
+        result, timings = measure(lambda: rank_all(table, SETTINGS, post_signals=signals, brand_posts=brands))
+        scores = result.scores
+        print(f"\nReal TWCS + GermEval (full ranking with reasons): {table.num_rows:,} interactions, "
+              f"{len(scores):,} accounts, {timings['seconds']:.3f} s")
+        print(format_top(scores[:10], 10))
         report["real"] = {
             "interactions": table.num_rows, "accounts": len(scores), **timings,
             "top10": [{"rank": s.rank, "source": s.source, "account_id": s.account_id, "score": s.score,

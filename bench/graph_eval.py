@@ -6,7 +6,14 @@ independent ground truth: the retweet network is not part of the input) by Spear
 correlation and precision@100 (share of a method's top 100 that are among the 100 most
 retweeted users of the graph). Prints a table and writes bench/results/graph_eval.json.
 Reads /work/shared/data/graph_higgs_twitter and says so when it is absent.
-Usage: python -m bench.graph_eval
+
+Rising influencers (--rising, data /work/shared/data/graph_twitter_influence_propagation): the
+retweets of 10 celebrities by 50 of their retweeters each, in one graph; a ranking every day
+over the last 3 days (half-life 1 day), each ranking stored as history for the next, as the
+flow does. An event is HIT when its celebrity is reported rising within ±2 days of the event's
+date; every other day a celebrity is reported is a FALSE ALARM. The rule is the product's
+(graph/rising.py), unchanged for this data.
+Usage: python -m bench.graph_eval [--rising] [--higgs]
 """
 
 from __future__ import annotations
@@ -22,13 +29,13 @@ import pyarrow as pa
 from scipy.stats import spearmanr
 
 BENCH = Path(__file__).resolve().parent
-from bench.machine import machine_info  # noqa: E402
-
-from graph.influence import rank_accounts  # noqa: E402
-from resonanz.settings import GraphSettings  # noqa: E402
+from bench.machine import machine_info
+from graph.influence import rank_accounts
+from resonanz.settings import GraphSettings
 
 HIGGS = Path("/work/shared/data/graph_higgs_twitter")
 RESULTS = BENCH / "results" / "graph_eval.json"
+RISING_RESULTS = BENCH / "results" / "graph_eval_rising.json"
 # The edge lists carry no times: every interaction is dated at as_of, so decay plays no part.
 AS_OF = datetime(2012, 7, 7, tzinfo=timezone.utc)
 K = 100
@@ -56,7 +63,67 @@ def precision_at_k(values: np.ndarray, truth: np.ndarray, k: int = K) -> float:
     return len(set(top.tolist()) & set(relevant.tolist())) / k
 
 
+def evaluate_rising(window_days: int = 3, tolerance_days: int = 2) -> dict:
+    """Return hits, misses and false alarms of rank_all's rising detector against the dated events."""
+    from datetime import timedelta
+
+    from bench.influence_eval import PROPAGATION, load_propagation
+    from graph.ranking import rank_all
+
+    if not PROPAGATION.exists():
+        print(f"{PROPAGATION} is absent: skipped the rising-influencer evaluation")
+        return {}
+    table, events = load_propagation()
+    settings = GraphSettings(half_life_days=1.0)
+    created = table["created_at"].cast(pa.int64()).to_numpy() / 1e6
+    first = datetime.fromtimestamp(created.min(), timezone.utc).replace(hour=0, minute=0, second=0)
+    last = datetime.fromtimestamp(created.max(), timezone.utc)
+    history: list[pa.Table] = []
+    fired: dict[str, list[tuple[datetime, str]]] = {handle: [] for handle in events}
+    day = first + timedelta(days=window_days)
+    while day <= last + timedelta(days=1):
+        start = (day - timedelta(days=window_days)).timestamp()
+        window = table.filter(pa.array((created > start) & (created <= day.timestamp())))
+        if window.num_rows:
+            result = rank_all(window, settings, history=pa.concat_tables(history) if history else None, as_of=day)
+            history.append(result.scores.table.select(["as_of", "source", "account_id", "score", "in_degree"]))
+            for rising in result.rising:
+                if rising.account_id in fired:
+                    fired[rising.account_id].append((day, rising.explanation))
+        day += timedelta(days=1)
+    tolerance = timedelta(days=tolerance_days)
+    rows = {}
+    for handle, moment in sorted(events.items()):
+        near = [d for d, _ in fired[handle] if abs(d - moment) <= tolerance]
+        # Consecutive alarm days are one episode, as an analyst would read them.
+        far = [d for d, _ in fired[handle] if abs(d - moment) > tolerance]
+        episodes = sum(1 for k, d in enumerate(far) if k == 0 or d - far[k - 1] > timedelta(days=1))
+        rows[handle] = {"event": moment.date().isoformat(), "fired": [d.date().isoformat() for d, _ in fired[handle]],
+                        "hit": bool(near), "false_alarms": len(far), "false_alarm_episodes": episodes,
+                        "explanations": [text for _, text in fired[handle]]}
+    hits_count = sum(r["hit"] for r in rows.values())
+    report = {"window_days": window_days, "tolerance_days": tolerance_days, "events": len(rows), "hits": hits_count,
+              "false_alarms": sum(r["false_alarms"] for r in rows.values()),
+              "false_alarm_episodes": sum(r["false_alarm_episodes"] for r in rows.values()), "per_account": rows}
+    print(f"Rising influencers vs dated events (daily rankings of {window_days}-day windows, hit = within ±{tolerance_days} days)")
+    for handle, row in rows.items():
+        print(f"  {handle:<15} event {row['event']}  {'HIT ' if row['hit'] else 'miss'}  fired {', '.join(row['fired']) or '-'}")
+    print(f"  hits {hits_count}/{len(rows)}, false alarms {report['false_alarms']} days "
+          f"({report['false_alarm_episodes']} episodes of consecutive days)")
+    return report
+
+
 def main() -> None:
+    import sys
+
+    wanted = set(sys.argv[1:]) or {"--higgs", "--rising"}
+    if "--rising" in wanted:
+        rising = evaluate_rising()
+        if rising:
+            RISING_RESULTS.write_text(json.dumps({"machine": machine_info(), **rising}, indent=2) + "\n")
+            print(f"wrote {RISING_RESULTS}")
+    if "--higgs" not in wanted:
+        return
     if not HIGGS.exists():
         print(f"{HIGGS} is absent: nothing to evaluate (this benchmark needs the SNAP Higgs data set)")
         return

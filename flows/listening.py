@@ -82,8 +82,10 @@ def _run(settings: Settings, sources: list[str] | None, alert_period: str) -> Pi
         result.stage_counts["collect"] = _timed(
             result, "collect", lambda: {name: collect_source(settings, name, run_id) for name in names})
         result.stage_counts["enrich"] = _timed(result, "enrich", lambda: enrich_posts(settings))
-        result.top = _timed(result, "rank", lambda: rank_influence(settings, run_id))
+        # Link before ranking: the ranking counts accounts the CRM links to one customer as one
+        # person, so it should see this run's links, not the previous run's.
         result.stage_counts["link"] = _timed(result, "link", lambda: link_customers(settings))
+        result.top = _timed(result, "rank", lambda: rank_influence(settings, run_id))
         acted = _timed(result, "act", lambda: report_and_alert(settings, alert_period))
         result.stage_counts["act"] = acted
         result.report_path = acted["report"]

@@ -20,19 +20,24 @@ from act.alerts import evaluate_alerts, evaluation_window
 from act.report import render_report
 from connectors.registry import build_connector
 from graph.ranking import rank_all
-from nlp.pipeline import Enricher
+from nlp.pipeline import build_enricher
 from nlp.records import PostText
 from resonanz.settings import Settings, resolve_path
 from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
 from warehouse.customer_value import compute_customer_value, import_invoices
 from warehouse.db import open_warehouse
-from warehouse.graph_store import brand_posts, save_ranking, score_history
+from warehouse.graph_store import (
+    brand_posts,
+    person_links,
+    ranking_accounts,
+    ranking_interactions,
+    ranking_post_signals,
+    save_ranking,
+    score_history,
+)
 from warehouse.linking import link_accounts_probabilistic
 from warehouse.load import LoadCounts, load_cursor, load_pages
 from warehouse.stages import (
-    accounts_table,
-    interactions_table,
-    post_signals,
     posts_to_enrich,
     save_alerts,
     save_enrichment,
@@ -87,7 +92,7 @@ def collect_source(settings: Settings, source_name: str, run_id: str) -> dict[st
 def enrich_posts(settings: Settings) -> dict[str, Any]:
     """Annotate every post that lacks an annotation from the current model versions."""
     logger = get_run_logger()
-    enricher = Enricher(settings.brands)
+    enricher = build_enricher(settings.brands, settings.nlp)
     totals: dict[str, Any] = {"posts": 0, "annotations": 0, "entities": 0, "brand_mentions": 0}
     with closing(open_warehouse(settings.duckdb_path)) as con:
         todo = posts_to_enrich(con, enricher.model_versions()).to_pylist()
@@ -111,9 +116,10 @@ def rank_influence(settings: Settings, run_id: str) -> list[TopAccount]:
     """Rank accounts, groups, bots and risers on the interaction graph and store all of it."""
     logger = get_run_logger()
     with closing(open_warehouse(settings.duckdb_path)) as con:
-        accounts = accounts_table(con)
-        result = rank_all(interactions_table(con), settings.graph, post_signals(con), accounts,
-                          history=score_history(con), brand_posts=brand_posts(con))
+        accounts = ranking_accounts(con)
+        # Accounts the CRM ties to one customer count as one person (links from earlier runs).
+        result = rank_all(ranking_interactions(con), settings.graph, ranking_post_signals(con), accounts,
+                          history=score_history(con), brand_posts=brand_posts(con), identities=person_links(con))
         stored = save_ranking(con, result, run_id)
     handles = {
         (s, a): h for s, a, h in zip(

@@ -217,3 +217,64 @@ def _post_signals_for(table: pa.Table, post_signals: pa.Table | None) -> tuple[n
         codes[pc.fill_null(pc.equal(labels, label), False).to_numpy(zero_copy_only=False)] = code
     sentiment[found] = codes[rows]
     return brand, sentiment
+
+
+@dataclass(slots=True)
+class AccountMerge:
+    """How accounts were folded into persons: each original node's merged node and its person."""
+
+    node_of: np.ndarray  # int64 merged node index per original node
+    node_source: list[str]  # the original nodes, as in the EdgeList before merging
+    node_account: list[str]
+    person: list[str | None]  # person id per original node, None when not linked
+
+    @property
+    def merged(self) -> bool:
+        return bool(self.node_of.size) and int(self.node_of.max()) + 1 < self.node_of.size
+
+
+def merge_accounts(edges: EdgeList, identities: pa.Table | None) -> tuple[EdgeList, AccountMerge]:
+    """Return the edge list with the accounts of one person as one node, and how they were merged.
+
+    `identities` has columns source, account_id, person_id (e.g. the CRM customer an account is
+    linked to). A person's node takes the name of its first account in (source, account_id)
+    order; interactions between two accounts of one person become self-loops and are dropped.
+    """
+    n = edges.n_nodes
+    person: list[str | None] = [None] * n
+    identity = np.arange(n, dtype=np.int64)
+    if identities is None or identities.num_rows == 0 or n == 0:
+        return edges, AccountMerge(identity, edges.node_source, edges.node_account, person)
+    _require_columns(identities, ("source", "account_id", "person_id"), "identities")
+    links = identities.select(["source", "account_id", "person_id"]).drop_null()
+    node_keys = pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)], pa.string())
+    link_keys = pc.binary_join_element_wise(links["source"].cast(pa.string()), links["account_id"].cast(pa.string()), KEY_SEPARATOR)
+    row = pc.index_in(node_keys, value_set=link_keys)
+    found = pc.is_valid(row).to_numpy(zero_copy_only=False)
+    if not found.any():
+        return edges, AccountMerge(identity, edges.node_source, edges.node_account, person)
+    people = links["person_id"].cast(pa.string()).take(pc.filter(row, pc.is_valid(row)))
+    linked = np.flatnonzero(found)
+    codes = pc.dictionary_encode(people.combine_chunks() if isinstance(people, pa.ChunkedArray) else people)
+    code = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    first = np.full(len(codes.dictionary), n, dtype=np.int64)
+    np.minimum.at(first, code, linked)  # nodes are sorted, so the smallest index is the first account
+    representative = identity.copy()
+    representative[linked] = first[code]
+    kept_nodes, node_of = np.unique(representative, return_inverse=True)
+    for node, name in zip(linked.tolist(), people.to_pylist()):
+        person[node] = name
+    if kept_nodes.size == n:
+        return edges, AccountMerge(identity, edges.node_source, edges.node_account, person)
+    src, dst = node_of[edges.src], node_of[edges.dst]
+    keep = src != dst
+    merged = EdgeList(
+        as_of=edges.as_of,
+        node_source=[edges.node_source[i] for i in kept_nodes.tolist()],
+        node_account=[edges.node_account[i] for i in kept_nodes.tolist()],
+        src=src[keep], dst=dst[keep], weight=edges.weight[keep], kind=edges.kind[keep], post=edges.post[keep],
+        brand_related=edges.brand_related[keep], sentiment=edges.sentiment[keep],
+        rows=None if edges.rows is None else edges.rows[keep],
+        created_us=None if edges.created_us is None else edges.created_us[keep],
+    )
+    return merged, AccountMerge(node_of, edges.node_source, edges.node_account, person)

@@ -6,9 +6,12 @@ everything from it with scipy.sparse and numpy; see docs/influence.md for every 
 Buying influence of account v (maxima over the returned accounts; a term whose input is
 unknown everywhere is 0 for everybody and so does not change the order)::
 
-    structural(v) = 0.35 · pagerank / max + 0.15 · brand_pagerank / max
-                  + 0.20 · log(1 + engaging_accounts) / max + 0.20 · log(1 + weighted_in_degree) / max
-                  + 0.10 · log(1 + followers) / max
+    structural(v) = 0.352 · pagerank / max + 0.15 · brand_pagerank / max
+                  + 0.146 · log(1 + engaging_accounts) / max + 0.137 · log(1 + weighted_in_degree) / max
+                  + 0.215 · log(1 + followers) / max(max, log(1 + 100,000))
+
+(structural weights fitted on the PeerIndex pairs, graph/influence_weights.json; brand_pagerank's
+0.15 is set by design)
     boost(v)      = 1 + 0.4 · brand_engagement_share + 0.4 · purchase_intent_share
                       + 0.2 · |net_sentiment| + 0.2 · own_brand_share
     score(v)      = structural(v) · boost(v) · (1 − 0.75 · bot_score(v))
@@ -16,6 +19,8 @@ unknown everywhere is 0 for everybody and so does not change the order)::
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -25,13 +30,27 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graph.bots import LIKELY_BOT, SIGNALS, bot_score, bot_signals, burstiness, explain_bot
-from graph.build import KEY_SEPARATOR, EdgeList, build_edges
+from graph.bots import (
+    LIKELY_BOT,
+    SIGNALS,
+    bot_score,
+    bot_signals,
+    burstiness,
+    explain_bot,
+)
+from graph.build import (
+    KEY_SEPARATOR,
+    AccountMerge,
+    EdgeList,
+    build_edges,
+    merge_accounts,
+)
 from graph.communities import detect_communities
-from graph.explain import explain
-from graph.influence import SENTIMENT_PRIOR, SITE_PREFIX, _node_stats, _scaled
+from graph.explain import engagement_sentence, reasons_sentence
+from graph.influence import SENTIMENT_PRIOR, SITE_PREFIX, _node_stats, load_structural_weights, structural_terms
 from graph.pagerank import weighted_pagerank
 from graph.records import (
+    ArrowRows,
     BotScore,
     BrandInfluence,
     Community,
@@ -40,11 +59,17 @@ from graph.records import (
     RankingResult,
     RisingInfluencer,
 )
-from graph.rising import THRESHOLD, rise_scores
-from graph.structure import adjacency, core_numbers, fold, hits, igraph_of, personalised_pagerank
+from graph.rising import MIN_ENGAGEMENT, THRESHOLD, rise_scores
+from graph.structure import (
+    adjacency,
+    core_numbers,
+    fold,
+    hits,
+    igraph_of,
+    personalised_pagerank,
+)
 from resonanz.settings import GraphSettings
 
-STRUCTURAL_WEIGHTS = {"pagerank": 0.35, "brand_pagerank": 0.15, "reach": 0.20, "in_degree": 0.20, "followers": 0.10}
 BOOST_WEIGHTS = {"brand_engagement_share": 0.4, "purchase_intent_share": 0.4, "abs_net_sentiment": 0.2, "own_brand_share": 0.2}
 BOT_PENALTY = 0.75
 INTENT_PRIOR = 5.0
@@ -52,9 +77,14 @@ MIN_COMMUNITY_SIZE = 3
 COMMUNITY_LEADERS = 3
 EXAMPLES_PER_ACCOUNT = 3
 EXAMPLE_ACCOUNTS = 1000  # example posts are looked up for this many top accounts
+EXAMPLE_CANDIDATES = 200  # heaviest interactions per account considered for its examples
 EXPLAINED_ACCOUNTS = 10_000  # full reasons for this many top accounts, one short sentence for the rest
 BOT_ROWS_FROM = 0.2  # bot_scores keeps accounts at or above this score; every score is in factors
-PURCHASE_LABELS = ("purchase", "buy", "purchase_intent", "kaufabsicht")
+# Intent labels (nlp task "intent": buy/consider/recommend/complaint/churn/none) that show buying interest;
+# the older names stay accepted for post_signals built by hand.
+PURCHASE_LABELS = ("buy", "consider", "purchase", "purchase_intent", "kaufabsicht")
+# Shown to analysts (factors and explanation) but not scored: a warning, not influence.
+LEAVING_LABELS = ("complaint", "churn")
 
 
 def rank_all(
@@ -65,14 +95,23 @@ def rank_all(
     history: pa.Table | None = None,
     brand_posts: pa.Table | None = None,
     as_of: datetime | None = None,
+    identities: pa.Table | None = None,
+    on_step: Callable[[str, float, float], None] | None = None,
 ) -> RankingResult:
-    """Return buying-influence scores with reasons, communities, bot scores, rising and per-brand standings."""
+    """Return buying-influence scores with reasons, communities, bot scores, rising and per-brand standings.
+
+    `identities` (source, account_id, person_id) counts the linked accounts of one person as one
+    node; each of those accounts still gets its own score row, naming the person.
+    """
     timings: dict[str, float] = {}
 
     def step(name: str, work: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         value = work()
-        timings[name] = round(time.perf_counter() - started, 4)
+        ended = time.perf_counter()
+        timings[name] = round(ended - started, 4)
+        if on_step is not None:
+            on_step(name, started, ended)  # lets a benchmark attribute memory to steps
         return value
 
     empty = RankingResult([], [], [], [], [], [], {}, timings)
@@ -80,6 +119,7 @@ def rank_all(
         return empty
     edges: EdgeList = step("build_edges", lambda: build_edges(
         interactions, settings.weights, settings.half_life_days, post_signals, as_of))
+    edges, merge = step("merge_accounts", lambda: merge_accounts(edges, identities))
     n = edges.n_nodes
     if n == 0:
         return empty
@@ -114,17 +154,21 @@ def rank_all(
     examples = step("examples", lambda: _examples(interactions, edges, ranked[:EXAMPLE_ACCOUNTS], brand_edge))
     handles = meta["handles"]
 
-    scores = step("explanations", lambda: _score_records(
+    table = step("explanations", lambda: _score_table(
         edges, nodes, order, parts, stats, pagerank, hubs, authorities, cores, labels, bot, examples, handles,
         meta["followers"], post_signals))
+    if merge.merged:
+        table, examples = step("split_persons", lambda: _per_account(table, edges, ranked, merge, examples))
+    scores = ArrowRows(table, InfluenceScore, ("factors",))
     node_score = np.zeros(n)
     node_score[nodes] = score
     communities, members = step("community_summaries", lambda: _community_records(
         edges, labels, node_score, eligible, edge_brands, handles))
     bot_rows = step("bot_records", lambda: _bot_records(edges, nodes, bot, bots))
-    rising = step("rising", lambda: _rising_records(edges, ranked, score[order], history))
+    rising = step("rising", lambda: _rising_records(edges, ranked, score[order], stats["in_degree"][ranked], history))
     brands = step("brand_subgraphs", lambda: _brand_records(edges, edge_brands, eligible, settings.damping))
-    example_ids = {(edges.node_source[node], edges.node_account[node]): posts for node, posts in examples.items()}
+    example_ids = examples if merge.merged else {
+        (edges.node_source[node], edges.node_account[node]): posts for node, posts in examples.items()}
     return RankingResult(scores, communities, members, bot_rows, rising, brands, example_ids, timings)
 
 
@@ -143,7 +187,7 @@ def _edge_brands(interactions: pa.Table, edges: EdgeList, brand_posts: pa.Table 
         "post_id": brand_posts["post_id"].cast(pa.string()),
         "brand_code": pc.index_in(brand_posts["brand"], value_set=pa.array(names, pa.string())),
     }).drop_null()
-    kept = interactions.take(pa.array(edges.rows))
+    kept = interactions.select(["source", "post_id", "target_post_id"]).take(pa.array(edges.rows))
     pairs = []
     for column in ("post_id", "target_post_id"):
         side = pa.table({"source": kept["source"], "post_id": kept[column], "edge": pa.array(np.arange(kept.num_rows))})
@@ -159,19 +203,21 @@ def _reaction_signals(interactions: pa.Table, edges: EdgeList, post_signals: pa.
     """Return per node: brand engagement received, purchase-intent reactions and labelled reactions."""
     n = edges.n_nodes
     brand_in = np.bincount(edges.dst, weights=edges.weight * brand_edge, minlength=n)
-    intent = np.zeros(edges.src.size, dtype=np.int8) - 1  # -1 unknown, 0 no, 1 purchase intent
+    intent = np.zeros(edges.src.size, dtype=np.int8) - 1  # -1 unknown, 0 other, 1 purchase intent, 2 complaint or churn
     if post_signals is not None and post_signals.num_rows and edges.rows is not None:
         column = next((c for c in ("intent", "purchase_intent") if c in post_signals.column_names), None)
         if column is not None:
             values = post_signals[column]
             if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
                 lowered = pc.utf8_lower(values)
-                flag = pc.fill_null(pc.is_in(lowered, value_set=pa.array(PURCHASE_LABELS)), False)
-                flag = pc.if_else(pc.is_null(values), pa.scalar(None, pa.bool_()), flag)
+                buying = pc.fill_null(pc.is_in(lowered, value_set=pa.array(PURCHASE_LABELS)), False)
+                leaving = pc.fill_null(pc.is_in(lowered, value_set=pa.array(LEAVING_LABELS)), False)
+                flag = pc.if_else(buying, 1, pc.if_else(leaving, 2, 0))
+                flag = pc.if_else(pc.is_null(values), pa.scalar(None, pa.int64()), flag)
             else:
                 flag = pc.greater_equal(values.cast(pa.float64()), 0.5)
             keys = pc.binary_join_element_wise(post_signals["source"], post_signals["post_id"].cast(pa.string()), KEY_SEPARATOR)
-            kept = interactions.take(pa.array(edges.rows))
+            kept = interactions.select(["source", "post_id"]).take(pa.array(edges.rows))
             edge_keys = pc.binary_join_element_wise(kept["source"], kept["post_id"], KEY_SEPARATOR)
             row = pc.index_in(edge_keys, value_set=keys)
             found = pc.is_valid(row).to_numpy(zero_copy_only=False)
@@ -182,6 +228,7 @@ def _reaction_signals(interactions: pa.Table, edges: EdgeList, post_signals: pa.
         "brand_in_degree": brand_in,
         "intent_reactions": np.bincount(edges.dst[known], weights=(intent[known] == 1).astype(np.float64), minlength=n),
         "intent_labelled": np.bincount(edges.dst[known], minlength=n).astype(np.float64),
+        "leaving_reactions": np.bincount(edges.dst[known], weights=(intent[known] == 2).astype(np.float64), minlength=n),
     }
 
 
@@ -283,29 +330,28 @@ def _buying_parts(nodes: np.ndarray, pagerank: np.ndarray, brand_pagerank: np.nd
     in_degree = stats["in_degree"][nodes]
     labelled = (stats["positive"] + stats["neutral"] + stats["negative"])[nodes].astype(np.float64)
     net = (stats["positive"] - stats["negative"])[nodes].astype(np.float64) / (labelled + SENTIMENT_PRIOR)
-    structural_terms = {
-        "pagerank": _scaled(pagerank[nodes]),
-        "brand_pagerank": _scaled(brand_pagerank[nodes]),
-        "reach": _scaled(np.log1p(stats["reach"][nodes].astype(np.float64))),
-        "in_degree": _scaled(np.log1p(in_degree)),
-        "followers": _scaled(np.log1p(np.nan_to_num(followers[nodes], nan=0.0))),
-    }
+    # The structural formula and its fitted weights live in graph.influence (docs/influence.md).
+    terms = structural_terms(
+        endorsement=pagerank[nodes], engaging_accounts=stats["reach"][nodes], weighted_in_degree=in_degree,
+        followers=followers[nodes], brand_endorsement=brand_pagerank[nodes])
+    weights = load_structural_weights()
     boost_terms = {
         "brand_engagement_share": np.divide(signals["brand_in_degree"][nodes], in_degree, out=np.zeros(nodes.size), where=in_degree > 0),
         "purchase_intent_share": signals["intent_reactions"][nodes] / (signals["intent_labelled"][nodes] + INTENT_PRIOR),
         "abs_net_sentiment": np.abs(net),
         "own_brand_share": own_share[nodes],
     }
-    structural = sum(STRUCTURAL_WEIGHTS[name] * value for name, value in structural_terms.items())
+    structural = sum(weights[name] * value for name, value in terms.items())
     boost = 1.0 + sum(BOOST_WEIGHTS[name] * value for name, value in boost_terms.items())
     penalty = 1.0 - BOT_PENALTY * bot[nodes]
     score = structural * boost * penalty
     # Each term's share of the score, for "top contributing factors": structural terms scaled by the
     # boost and penalty, boost terms by the structural part and penalty.
-    contributions = {name: STRUCTURAL_WEIGHTS[name] * value * boost * penalty for name, value in structural_terms.items()}
+    contributions = {name: weights[name] * value * boost * penalty for name, value in terms.items()}
     contributions.update({name: BOOST_WEIGHTS[name] * value * structural * penalty for name, value in boost_terms.items()})
-    return {"score": score, "structural": structural, "intent_reactions": signals["intent_reactions"][nodes], "boost": boost, "penalty": penalty, "net_sentiment": net,
-            **structural_terms, **boost_terms, "contributions": contributions}  # type: ignore[dict-item]
+    return {"score": score, "structural": structural, "intent_reactions": signals["intent_reactions"][nodes],
+            "leaving_reactions": signals["leaving_reactions"][nodes], "boost": boost, "penalty": penalty, "net_sentiment": net,
+            **terms, **boost_terms, "contributions": contributions}  # type: ignore[dict-item]
 
 
 # ---- examples and explanations ---------------------------------------------------------------
@@ -318,17 +364,24 @@ def _examples(interactions: pa.Table, edges: EdgeList, top_nodes: np.ndarray, br
     """
     if top_nodes.size == 0 or edges.rows is None:
         return {}
-    chosen = np.isin(edges.dst, top_nodes)
-    if not chosen.any():
+    chosen = np.flatnonzero(np.isin(edges.dst, top_nodes))
+    if chosen.size == 0:
         return {}
-    kept = interactions.take(pa.array(edges.rows[chosen]))
+    # Brand posts count double so that they lead the examples when they drew similar engagement.
+    weight = edges.weight[chosen] * np.where(brand_edge[chosen], 2.0, 1.0)
+    # Only each account's EXAMPLE_CANDIDATES heaviest interactions go on to the grouping by post:
+    # grouping millions of post-id strings for the busiest accounts cost more than PageRank.
+    order = np.lexsort((-weight, edges.dst[chosen]))
+    node = edges.dst[chosen][order]
+    starts = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])
+    within = np.arange(node.size) - np.repeat(starts, np.diff(np.r_[starts, node.size]))
+    keep = np.sort(order[within < EXAMPLE_CANDIDATES])
+    chosen, weight = chosen[keep], weight[keep]
+    # Only the two post columns: copying every string column of millions of rows cost seconds.
+    kept = interactions.select(["post_id", "target_post_id"]).take(pa.array(edges.rows[chosen]))
     post = pc.coalesce(kept["target_post_id"], kept["post_id"])
-    table = pa.table({
-        "node": pa.array(edges.dst[chosen]),
-        "post": post,
-        # Brand posts count double so that they lead the examples when they drew similar engagement.
-        "weight": pa.array(edges.weight[chosen] * np.where(brand_edge[chosen], 2.0, 1.0)),
-    }).group_by(["node", "post"]).aggregate([("weight", "sum")])
+    table = pa.table({"node": pa.array(edges.dst[chosen]), "post": post, "weight": pa.array(weight)}).group_by(
+        ["node", "post"]).aggregate([("weight", "sum")])
     order = pc.sort_indices(table, [("node", "ascending"), ("weight_sum", "descending"), ("post", "ascending")])
     table = table.take(order)
     node = table["node"].to_numpy()
@@ -342,105 +395,175 @@ def _examples(interactions: pa.Table, edges: EdgeList, top_nodes: np.ndarray, br
     return examples
 
 
-_FACTOR_WORDS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "pagerank": lambda f: f"engaged with by accounts that are influential themselves (PageRank #{f['pagerank_rank']:,})",
-    "brand_pagerank": lambda f: "central in conversations about tracked brands",
-    "reach": lambda f: f"{f['engaging_accounts']:,} different accounts engaged with them",
-    "in_degree": lambda f: f"{f['weighted_in_degree']:,.1f} weighted interactions received",
-    "followers": lambda f: f"{f['followers']:,} followers",
-    "brand_engagement_share": lambda f: f"{f['brand_engagement_share']:.0%} of the engagement they draw is about tracked brands",
-    "purchase_intent_share": lambda f: f"{f['purchase_intent_reactions']:,} reactions to them show purchase intent",
-    "abs_net_sentiment": lambda f: f"reactions lean {'positive' if f['net_sentiment'] > 0 else 'negative'}",
-    "own_brand_share": lambda f: f"{f['own_brand_share']:.0%} of their own posts are about tracked brands",
-}
+def _score_table(edges: EdgeList, nodes: np.ndarray, order: np.ndarray, parts: dict[str, Any], stats: dict[str, np.ndarray],
+                 pagerank: np.ndarray, hubs: np.ndarray, authorities: np.ndarray, cores: np.ndarray, labels: np.ndarray,
+                 bot: np.ndarray, examples: dict[int, list[str]], handles: list[str | None] | None,
+                 followers: np.ndarray, post_signals: pa.Table | None) -> pa.Table:
+    """Return one row per returned account in rank order, columns as in `InfluenceScore`.
 
-
-def _score_records(edges: EdgeList, nodes: np.ndarray, order: np.ndarray, parts: dict[str, Any], stats: dict[str, np.ndarray],
-                   pagerank: np.ndarray, hubs: np.ndarray, authorities: np.ndarray, cores: np.ndarray, labels: np.ndarray,
-                   bot: np.ndarray, examples: dict[int, list[str]], handles: list[str | None] | None,
-                   followers: np.ndarray, post_signals: pa.Table | None) -> list[InfluenceScore]:
+    The top EXPLAINED_ACCOUNTS get full reasons (a Python loop); the long tail gets one short
+    sentence and its core figures built column-wise, as nobody reads a millionth reason.
+    """
     ranked = nodes[order]
+    n_accounts = int(nodes.size)
     pagerank_rank = np.empty(nodes.size, dtype=np.int64)
     pagerank_rank[np.lexsort((np.arange(nodes.size), -pagerank[nodes]))] = np.arange(1, nodes.size + 1)
+    pagerank_rank = pagerank_rank[order]
+    head = min(EXPLAINED_ACCOUNTS, n_accounts)
+    explanations, factor_json = _head_reasons(
+        edges, ranked[:head], order[:head], parts, stats, pagerank, pagerank_rank[:head], hubs, authorities, cores, labels,
+        bot, examples, handles, followers, post_signals, n_accounts)
+    reach = stats["reach"][ranked[head:]]
+    tail_rank = pagerank_rank[head:]
+    if reach.size:
+        explanations = pa.concat_arrays([pa.array(explanations, pa.string()), _tail_sentences(reach, tail_rank, n_accounts)])
+        factor_json = pa.concat_arrays([pa.array(factor_json, pa.string()), _json_objects({
+            "bot_score": bot[ranked[head:]], "community": labels[ranked[head:]].astype(np.float64),
+            "engaging_accounts": reach.astype(np.float64), "pagerank": pagerank[ranked[head:]],
+            "pagerank_rank": tail_rank.astype(np.float64), "weighted_in_degree": stats["in_degree"][ranked[head:]],
+        })])
+    else:
+        explanations, factor_json = pa.array(explanations, pa.string()), pa.array(factor_json, pa.string())
+    sources = pa.array(edges.node_source, pa.string()).take(pa.array(ranked))
+    accounts = pa.array(edges.node_account, pa.string()).take(pa.array(ranked))
+    return pa.table({
+        "as_of": pa.array([edges.as_of] * n_accounts, pa.timestamp("us", tz="UTC")),
+        "source": sources, "account_id": accounts, "rank": pa.array(np.arange(1, n_accounts + 1), pa.int64()),
+        "score": pa.array(parts["score"][order]), "pagerank": pa.array(pagerank[ranked]),
+        "in_degree": pa.array(stats["in_degree"][ranked]), "out_degree": pa.array(stats["out_degree"][ranked]),
+        "explanation": explanations, "factors": factor_json, "person_id": pa.nulls(n_accounts, pa.string()),
+    })
+
+
+def _tail_sentences(reach: np.ndarray, pagerank_rank: np.ndarray, n_accounts: int) -> pa.Array:
+    """Return "Engaged with by N account(s); #R of T in the conversation network." column-wise."""
+    count = pc.cast(pa.array(reach.astype(np.int64)), pa.string())
+    noun = pa.array(np.where(reach == 1, " account; ", " accounts; "))
+    rank = pc.cast(pa.array(pagerank_rank.astype(np.int64)), pa.string())
+    return pc.binary_join_element_wise("Engaged with by ", count, noun, "#", rank, f" of {n_accounts} in the conversation network.", "")
+
+
+def _json_objects(columns: dict[str, np.ndarray]) -> pa.Array:
+    """Return one JSON object per row of equally long float columns, keys in the given order."""
+    pieces: list[Any] = []
+    for position, (name, values) in enumerate(columns.items()):
+        pieces.append(("{" if position == 0 else ", ") + f'"{name}": ')
+        pieces.append(pc.cast(pa.array(np.asarray(values, dtype=np.float64)), pa.string()))
+    pieces.append("}")
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+def _head_reasons(edges: EdgeList, ranked: np.ndarray, order: np.ndarray, parts: dict[str, Any], stats: dict[str, np.ndarray],
+                  pagerank: np.ndarray, pagerank_rank: np.ndarray, hubs: np.ndarray, authorities: np.ndarray, cores: np.ndarray,
+                  labels: np.ndarray, bot: np.ndarray, examples: dict[int, list[str]], handles: list[str | None] | None,
+                  followers: np.ndarray, post_signals: pa.Table | None, n_accounts: int) -> tuple[list[str], list[str]]:
+    """Return the explanation and the JSON factors of each top account, in rank order."""
     contribution_names = list(parts["contributions"])
     contribution = np.column_stack([parts["contributions"][name][order] for name in contribution_names])
     top3 = np.argsort(-contribution, axis=1, kind="stable")[:, :3].tolist()
     sources_with_signals = set() if post_signals is None else set(pc.unique(post_signals["source"]).to_pylist())
-    col = {name: stats[name][ranked].tolist() for name in ("in_degree", "out_degree", "reach", "brand_reach", "out_reach", "positive", "neutral", "negative")}
+    col = {name: stats[name][ranked].tolist() for name in ("in_degree", "reach", "brand_reach", "out_reach", "positive", "neutral", "negative")}
     kind_counts = stats["kind_counts"][ranked].tolist()
     lists = {
-        "score": parts["score"][order].tolist(), "pagerank": pagerank[ranked].tolist(), "pagerank_rank": pagerank_rank[order].tolist(),
+        "pagerank": pagerank[ranked].tolist(), "pagerank_rank": pagerank_rank.tolist(),
         "brand_pagerank": parts["brand_pagerank"][order].tolist(), "hub": hubs[ranked].tolist(), "authority": authorities[ranked].tolist(),
         "k_core": cores[ranked].tolist(), "community": labels[ranked].tolist(), "bot": bot[ranked].tolist(),
         "penalty": parts["penalty"][order].tolist(), "followers": np.nan_to_num(followers[ranked], nan=-1).astype(np.int64).tolist(),
         "net": parts["net_sentiment"][order].tolist(),
         **{name: parts[name][order].tolist() for name in BOOST_WEIGHTS},
         "intent_reactions": parts["intent_reactions"][order].tolist(),
+        "leaving_reactions": parts["leaving_reactions"][order].tolist(),
     }
-    n_accounts = int(nodes.size)
-    results: list[InfluenceScore] = []
+    explanations: list[str] = []
+    factor_json: list[str] = []
     for i, node in enumerate(ranked.tolist()):
-        source = edges.node_source[node]
         followers_count = lists["followers"][i] if lists["followers"][i] >= 0 else None
-        if i >= EXPLAINED_ACCOUNTS:
-            # The long tail gets one short sentence and the core figures: full reasons for a
-            # million accounts nobody reads would cost more time and memory than the ranking.
-            reach = col["reach"][i]
-            results.append(InfluenceScore(
-                as_of=edges.as_of, source=source, account_id=edges.node_account[node], rank=i + 1, score=lists["score"][i],
-                pagerank=lists["pagerank"][i], in_degree=col["in_degree"][i], out_degree=col["out_degree"][i],
-                explanation=(f"Engaged with by {reach:,} account{'s' if reach != 1 else ''}; "
-                             f"PageRank #{lists['pagerank_rank'][i]:,} of {n_accounts:,}."),
-                factors={"pagerank": lists["pagerank"][i], "pagerank_rank": float(lists["pagerank_rank"][i]),
-                         "engaging_accounts": float(reach), "weighted_in_degree": col["in_degree"][i],
-                         "community": float(lists["community"][i]), "bot_score": lists["bot"][i]},
-            ))
-            continue
         factors: dict[str, float] = {
             "pagerank": lists["pagerank"][i], "pagerank_rank": float(lists["pagerank_rank"][i]),
             "brand_pagerank": lists["brand_pagerank"][i], "hits_hub": lists["hub"][i], "hits_authority": lists["authority"][i],
             "k_core": float(lists["k_core"][i]), "community": float(lists["community"][i]),
             "engaging_accounts": float(col["reach"][i]), "weighted_in_degree": col["in_degree"][i],
             "brand_engagement_share": lists["brand_engagement_share"][i], "purchase_intent_share": lists["purchase_intent_share"][i],
+            "purchase_intent_reactions": float(lists["intent_reactions"][i]),
+            "complaint_or_churn_reactions": float(lists["leaving_reactions"][i]),
             "own_brand_share": lists["own_brand_share"][i], "net_sentiment": lists["net"][i], "bot_score": lists["bot"][i],
         }
         if followers_count is not None:
             factors["followers"] = float(followers_count)
-        words = {"pagerank_rank": lists["pagerank_rank"][i], "engaging_accounts": col["reach"][i],
-                 "weighted_in_degree": col["in_degree"][i], "followers": followers_count or 0,
-                 "brand_engagement_share": lists["brand_engagement_share"][i], "net_sentiment": lists["net"][i],
-                 "own_brand_share": lists["own_brand_share"][i],
-                 "purchase_intent_reactions": int(lists["intent_reactions"][i])}
+        figures = {"pagerank_rank": lists["pagerank_rank"][i], "n_accounts": n_accounts,
+                   "weighted_in_degree": col["in_degree"][i], "followers": followers_count or 0,
+                   "brand_engagement_share": lists["brand_engagement_share"][i], "net_sentiment": lists["net"][i],
+                   "own_brand_share": lists["own_brand_share"][i],
+                   "purchase_intent_reactions": int(lists["intent_reactions"][i])}
         named = [contribution_names[j] for j in top3[i] if contribution[i, j] > 0]
-        # Purchase intent is what a marketer acts on: say so whenever it was seen at all.
-        if words["purchase_intent_reactions"] and "purchase_intent_share" not in named:
+        # Buying interest is what a marketer acts on: say so whenever it was seen at all.
+        if figures["purchase_intent_reactions"] and "purchase_intent_share" not in named:
             named.append("purchase_intent_share")
-        reasons = [_FACTOR_WORDS[name](words) for name in named]
-        why = "Why: " + "; ".join(reasons) + "." if reasons else ""
+        if "followers" in named or followers_count is None:
+            shown_followers = None  # stated once, in the reasons
+        else:
+            shown_followers = followers_count
+        line = engagement_sentence(
+            handle=handles[node] if handles else None, kind_counts=kind_counts[i], reach=col["reach"][i],
+            brand_reach=col["brand_reach"][i],
+            # The brand share, when it is a reason, is stated there instead.
+            has_brand_signal=edges.node_source[node] in sources_with_signals and "brand_engagement_share" not in named,
+            sentiment_counts=(col["positive"][i], col["neutral"][i], col["negative"][i]), out_accounts=col["out_reach"][i],
+        )
+        if shown_followers is not None:
+            line = line[:-1] + f"; {shown_followers:,} followers."
+        text = [line, reasons_sentence(named, figures)]
+        if lists["leaving_reactions"][i]:
+            leaving = int(lists["leaving_reactions"][i])
+            text.append(f"Watch: {leaving:,} reaction{'s' if leaving != 1 else ''} to them complain or talk about leaving.")
         if lists["bot"][i] >= LIKELY_BOT:
-            why += f" Score cut by {1 - lists['penalty'][i]:.0%}: the account looks automated."
+            text.append(f"Score cut by {1 - lists['penalty'][i]:.0%}: the account looks automated.")
         shown = examples.get(node)
         if shown:
-            why += " Examples: " + ", ".join(shown) + "."
-        line = explain(
-            handle=handles[node] if handles else None, kind_counts=kind_counts[i], reach=col["reach"][i],
-            brand_reach=col["brand_reach"][i], has_brand_signal=source in sources_with_signals,
-            sentiment_counts=(col["positive"][i], col["neutral"][i], col["negative"][i]), out_accounts=col["out_reach"][i],
-            pagerank_rank=lists["pagerank_rank"][i], n_accounts=n_accounts, followers=followers_count,
-        )
-        results.append(InfluenceScore(
-            as_of=edges.as_of, source=source, account_id=edges.node_account[node], rank=i + 1, score=lists["score"][i],
-            pagerank=lists["pagerank"][i], in_degree=col["in_degree"][i], out_degree=col["out_degree"][i],
-            explanation=f"{line} {why}".strip(), factors=factors,
-        ))
-    return results
+            text.append("Example posts: " + ", ".join(shown) + ".")
+        explanations.append(" ".join(part for part in text if part))
+        factor_json.append(json.dumps(factors, sort_keys=True))
+    return explanations, factor_json
+
+
+def _per_account(table: pa.Table, edges: EdgeList, ranked: np.ndarray, merge: AccountMerge,
+                 examples: dict[int, list[str]]) -> tuple[pa.Table, dict[tuple[str, str], list[str]]]:
+    """Return one score row per original account (a person's accounts share its figures) and examples per account."""
+    position = np.full(edges.n_nodes, -1, dtype=np.int64)
+    position[ranked] = np.arange(ranked.size)
+    original = np.flatnonzero(position[merge.node_of] >= 0)
+    original = original[np.lexsort((original, position[merge.node_of[original]]))]
+    rows = position[merge.node_of[original]]
+    expanded = table.take(pa.array(rows))
+    sources = pa.array([merge.node_source[i] for i in original.tolist()], pa.string())
+    accounts = pa.array([merge.node_account[i] for i in original.tolist()], pa.string())
+    people = [merge.person[i] for i in original.tolist()]
+    group_size = np.bincount(merge.node_of, minlength=edges.n_nodes)[merge.node_of[original]]
+    explanations = expanded["explanation"].to_pylist()
+    shared = np.flatnonzero(group_size > 1)
+    together: dict[int, list[int]] = {}
+    for j in original[shared].tolist():
+        together.setdefault(int(merge.node_of[j]), []).append(j)
+    for i in shared.tolist():
+        others = [f"{merge.node_source[j]}/{merge.node_account[j]}" for j in together[int(merge.node_of[original[i]])]
+                  if j != original[i]]
+        explanations[i] += f" Counted as one person with {', '.join(others)} (linked in the CRM)."
+    columns = {name: expanded[name] for name in expanded.column_names}
+    columns.update(source=sources, account_id=accounts, rank=pa.array(np.arange(1, original.size + 1), pa.int64()),
+                   explanation=pa.array(explanations, pa.string()),
+                   person_id=pa.array(people, pa.string()))
+    by_account = {}
+    for i, node in zip(original.tolist(), merge.node_of[original].tolist()):
+        if node in examples:
+            by_account[(merge.node_source[i], merge.node_account[i])] = examples[node]
+    return pa.table(columns), by_account
 
 
 # ---- communities, bots, rising, brands -------------------------------------------------------
 
 def _community_records(edges: EdgeList, labels: np.ndarray, node_score: np.ndarray, eligible: np.ndarray,
                        edge_brands: tuple[np.ndarray, np.ndarray, list[str]] | None,
-                       handles: list[str | None] | None) -> tuple[list[Community], list[CommunityMember]]:
+                       handles: list[str | None] | None) -> tuple[list[Community], ArrowRows[CommunityMember]]:
     sizes = np.bincount(labels[eligible], minlength=int(labels.max()) + 1 if labels.size else 0)
     kept = np.flatnonzero(sizes >= MIN_COMMUNITY_SIZE)
     if kept.size == 0:
@@ -467,8 +590,12 @@ def _community_records(edges: EdgeList, labels: np.ndarray, node_score: np.ndarr
     starts = np.flatnonzero(np.r_[True, member_labels[1:] != member_labels[:-1]])
     rank_in = np.arange(member_order.size) - np.repeat(starts, np.diff(np.r_[starts, member_order.size]))
     as_of = edges.as_of
-    members = [CommunityMember(as_of, edges.node_source[node], edges.node_account[node], int(label), int(rank) + 1)
-               for node, label, rank in zip(member_order.tolist(), member_labels.tolist(), rank_in.tolist())]
+    members = ArrowRows(pa.table({
+        "as_of": pa.array([as_of] * member_order.size, pa.timestamp("us", tz="UTC")),
+        "source": pa.array(edges.node_source, pa.string()).take(pa.array(member_order)),
+        "account_id": pa.array(edges.node_account, pa.string()).take(pa.array(member_order)),
+        "community_id": pa.array(member_labels, pa.int64()), "rank_in_community": pa.array(rank_in + 1, pa.int64()),
+    }), CommunityMember)
     leaders: dict[int, list[int]] = {}
     for start in starts.tolist():
         label = int(member_labels[start])
@@ -500,22 +627,31 @@ def _bot_records(edges: EdgeList, nodes: np.ndarray, bot: np.ndarray, signals: d
     return rows
 
 
-def _rising_records(edges: EdgeList, ranked: np.ndarray, scores: np.ndarray, history: pa.Table | None) -> list[RisingInfluencer]:
+def _rising_records(edges: EdgeList, ranked: np.ndarray, scores: np.ndarray, engagement: np.ndarray,
+                    history: pa.Table | None) -> list[RisingInfluencer]:
     if history is None or history.num_rows == 0:
         return []
     sources = [edges.node_source[v] for v in ranked.tolist()]
     accounts = [edges.node_account[v] for v in ranked.tolist()]
-    found = rise_scores(sources, accounts, scores, edges.as_of, history)
-    rise = found["rise"]
-    rising = np.flatnonzero(~np.isnan(rise) & (rise >= THRESHOLD) & (scores > found["previous_max"]))
+    found = rise_scores(sources, accounts, scores, edges.as_of, history, engagement=engagement)
+    rise, now = found["rise"], found["measured_now"]
+    by_engagement = "in_degree" in history.column_names
+    supported = engagement >= MIN_ENGAGEMENT if by_engagement else np.ones(scores.size, dtype=bool)
+    rising = np.flatnonzero(~np.isnan(rise) & (rise >= THRESHOLD) & (now > found["previous_max"]) & supported)
     rising = rising[np.lexsort((rising, -rise[rising]))]
     rows = []
     for rank, i in enumerate(rising.tolist(), start=1):
         median = float(found["previous_median"][i])
-        text = (f"Score {scores[i]:.3f} against a usual {median:.3f} over {int(found['history_points'][i])} earlier rankings "
-                f"({rise[i]:.1f} robust standard deviations above).")
+        points = int(found["history_points"][i])
+        if by_engagement:
+            times = now[i] / median if median > 0 else float("inf")
+            size = f"{times:.1f} times" if math.isfinite(times) else "far above"
+            text = (f"Engagement {size} their usual level: {now[i]:,.0f} recent interactions against a usual {median:,.0f} "
+                    f"over {points} earlier rankings.")
+        else:
+            text = f"Score {scores[i]:.3f} against a usual {median:.3f} over {points} earlier rankings."
         rows.append(RisingInfluencer(edges.as_of, sources[i], accounts[i], rank, float(rise[i]), float(scores[i]), median,
-                                     int(found["history_points"][i]), text))
+                                     points, text))
     return rows
 
 

@@ -355,6 +355,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (40, "purchase intent in the analyst views", VIEWS_SQL_V40),
+    (
+        41,
+        "one person across sources in the ranking",
+        """
+        -- Accounts the CRM links to one customer are ranked as one node; each account keeps its
+        -- own row, and person_id (the customer id) says which rows are the same person.
+        ALTER TABLE influence_scores ADD COLUMN person_id VARCHAR;
+        """,
+    ),
 ]
 
 LATEST_VERSION = max(version for version, _, _ in MIGRATIONS)

@@ -34,7 +34,7 @@ SCORE_SCHEMA = pa.schema(
     [("as_of", TIMESTAMP), ("source", pa.string()), ("account_id", pa.string()), ("rank", pa.int32()),
      ("score", pa.float64()), ("pagerank", pa.float64()), ("in_degree", pa.float64()),
      ("out_degree", pa.float64()), ("explanation", pa.string()), ("factors", pa.string()),
-     ("run_id", pa.string())]
+     ("run_id", pa.string()), ("person_id", pa.string())]
 )
 ALERT_SCHEMA = pa.schema(
     [("alert_id", pa.string()), ("rule", pa.string()), ("subject", pa.string()), ("severity", pa.string()),

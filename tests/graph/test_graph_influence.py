@@ -154,9 +154,9 @@ def test_rows_fit_the_influence_scores_table(tmp_path, germeval, germeval_signal
     scores = rank_accounts(germeval, SETTINGS, post_signals=germeval_signals)
     con = open_warehouse(tmp_path / "rank.duckdb")
     con.executemany(
-        "INSERT INTO influence_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO influence_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (s.as_of, s.source, s.account_id, s.rank, s.score, s.pagerank, s.in_degree, s.out_degree, s.explanation, json.dumps(s.factors), "run-1")
+            (s.as_of, s.source, s.account_id, s.rank, s.score, s.pagerank, s.in_degree, s.out_degree, s.explanation, json.dumps(s.factors), "run-1", s.person_id)
             for s in scores
         ],
     )
@@ -175,6 +175,7 @@ def test_format_top_lists_the_first_n_with_reasons(twcs):
 
 
 def test_score_follows_the_documented_formula(germeval, germeval_signals):
+    weights = json.loads((FIXTURES.parents[2] / "graph" / "influence_weights.json").read_text())["weights"]
     scores = rank_accounts(germeval, SETTINGS, post_signals=germeval_signals)
     top_pr = max(s.pagerank for s in scores)
     top_reach = max(s.factors["engaging_accounts"] for s in scores)
@@ -182,9 +183,9 @@ def test_score_follows_the_documented_formula(germeval, germeval_signals):
     for s in scores:
         f = s.factors
         structural = (
-            0.5 * s.pagerank / top_pr
-            + 0.25 * math.log1p(f["engaging_accounts"]) / math.log1p(top_reach)
-            + 0.25 * math.log1p(s.in_degree) / math.log1p(top_in)
+            weights["pagerank"] * s.pagerank / top_pr
+            + weights["reach"] * math.log1p(f["engaging_accounts"]) / math.log1p(top_reach)
+            + weights["in_degree"] * math.log1p(s.in_degree) / math.log1p(top_in)
         )
         assert s.score == pytest.approx(structural * (1 + 0.5 * f["brand_share"] + 0.25 * abs(f["net_sentiment"])))
 

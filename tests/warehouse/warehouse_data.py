@@ -64,6 +64,7 @@ class Score:
     out_degree: float | None
     explanation: str
     factors: dict[str, float]
+    person_id: str | None = None
 
 
 def _sentiment(analyzer: SentimentIntensityAnalyzer, text: str) -> tuple[str, float]:
