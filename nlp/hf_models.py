@@ -74,6 +74,8 @@ class HFModelConfig(Protocol):
     """The `[nlp]` configuration the enricher factory reads (resonanz.settings.NlpSettings)."""
 
     sentiment_model: str
+    sentiment_mode: str
+    sentiment_cache_entries: int
     sentiment_languages: Sequence[str]
     sentiment_labels: Mapping[str, str]
     ner_model_en: str

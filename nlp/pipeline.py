@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nlp.brands import BrandConfig, BrandMatcher
+from nlp.cascade import build_sentiment_model
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
 from nlp.hf_models import (
@@ -219,8 +220,9 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
     """Build an Enricher with the models the `[nlp]` configuration names (bundled ones by default)."""
     if config is None:
         return Enricher(brands)
-    sentiment = None
-    if not is_bundled(config.sentiment_model):
+    if is_bundled(config.sentiment_model):
+        sentiment: Any = build_sentiment_model(config.sentiment_mode, config.sentiment_cache_entries)
+    else:
         sentiment = HFSequenceClassifier(
             config.sentiment_model, labels=config.sentiment_labels, languages=config.sentiment_languages,
         )

@@ -170,6 +170,8 @@ class SentimentResult:
 class SentimentModel:
     """Classify EN/DE post sentiment; embedder and heads load on first use."""
 
+    model_name = MODEL_NAME
+
     def __init__(self, head_path: Path = HEAD_PATH, lexical_path: Path | None = None) -> None:
         self.head_path = head_path
         self.lexical_path = lexical_path or head_path.with_name(LEXICAL_PATH.name)

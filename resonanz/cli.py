@@ -618,12 +618,14 @@ TRAINERS: dict[str, tuple[str, bool]] = {
     "sentiment": ("nlp.train_sentiment", True),
     "ner": ("nlp.train_ner", True),
     "intent": ("nlp.train_intent", False),
+    # the distilled static-embedding student and the cascade thresholds (sentiment_mode)
+    "static": ("nlp.distill", True),
 }
 
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="sentiment, ner or intent.")],
+    task: Annotated[str, typer.Argument(help="sentiment, ner, intent or static (the fast student).")],
     data: Annotated[Path | None, typer.Option("--data", help="Labelled data folder "
                                               "(default: $RESONANZ_DATA, else ./data).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Where the artefact goes "

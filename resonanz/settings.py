@@ -121,6 +121,13 @@ class NlpSettings(BaseModel):
 
     # A sequence-classification model for sentiment; its labels map onto negative/neutral/positive.
     sentiment_model: str = "bundled"
+    # How the bundled sentiment model runs (bench/enrich.py measures each): "e5" = the accurate
+    # e5 + n-gram blend on every post; "student" = the distilled static-embedding student only
+    # (~15x faster, 8-10 points lower); "cascade:speed|fast|balanced|quality" = the student decides
+    # when it is confident, e5 the rest (speed sends ~3% to e5, quality ~78%).
+    sentiment_mode: Literal["e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality"] = "e5"
+    # Identical texts (retweets, copy-paste campaigns) are classified once; 0 turns the cache off.
+    sentiment_cache_entries: int = Field(default=100_000, ge=0)
     sentiment_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
     sentiment_labels: dict[str, str] = Field(default_factory=dict)  # model label -> project label
     # Token-classification models for entities, per language; labels map onto PER/ORG/LOC/PRODUCT/MISC.
