@@ -182,6 +182,12 @@ REVIEWED_SQL_INTERPOLATIONS = {
     ("warehouse/graph_store.py", "table"),  # keys of a dict literal of result tables
     ("act/facts.py", "table"),  # has_rows(): literal table names, and only after an existence check bound with ?
     ("act/report.py", "_CUSTOMER_POSTS_SQL"),  # a SQL constant
+    ("warehouse/graph_store.py", "columns"), ("warehouse/graph_store.py", "view"),  # batch columns from a code schema; a fixed view name
+    # lake.py: paths quoted by _sql_text (quotes doubled); table names, queries, partition and order
+    # columns and hive types come from the LAKE_TABLES constants in code
+    ("warehouse/lake.py", "_sql_text(lake_glob(lake_dir, table.name))"), ("warehouse/lake.py", "_sql_text(path)"),
+    ("warehouse/lake.py", "_sql_text(staging)"), ("warehouse/lake.py", "partition_list"), ("warehouse/lake.py", "query"),
+    ("warehouse/lake.py", "table.name"), ("warehouse/lake.py", "table.order_by"), ("warehouse/lake.py", "types"),
 }
 
 
