@@ -12,7 +12,6 @@ Usage: python -m bench.eval_intent
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from sklearn.metrics import cohen_kappa_score
 
 from bench.machine import machine_info
-from bench.nlp_eval import _row
+from bench.rows import print_rows, row, write_results
 from nlp.intent import LABELS, LANGS, IntentModel
 from nlp.train_intent import LABELLED_PATH, evaluate, read_labelled
 
@@ -44,10 +43,10 @@ def quality_rows(metrics: dict) -> list[dict]:
             if system not in metrics[lang]:
                 continue
             s = metrics[lang][system]
-            rows.append(_row(task, "intent_labelled", lang, "cv5", "macro_f1", s["macro_f1"], s["n"]))
-            rows.append(_row(task, "intent_labelled", lang, "cv5", "accuracy", s["accuracy"], s["n"]))
+            rows.append(row(task, "intent_labelled", lang, "cv5", "macro_f1", s["macro_f1"], s["n"]))
+            rows.append(row(task, "intent_labelled", lang, "cv5", "accuracy", s["accuracy"], s["n"]))
             if system == "model_cv":
-                rows += [_row(task, "intent_labelled", lang, "cv5", f"f1_{label}", s["f1"][label], s["support"][label]) for label in LABELS]
+                rows += [row(task, "intent_labelled", lang, "cv5", f"f1_{label}", s["f1"][label], s["support"][label]) for label in LABELS]
     return rows
 
 
@@ -59,7 +58,7 @@ def agreement_rows() -> list[dict]:
     for lang in (*LANGS, "en+de"):
         part = [r for r in rows if lang == "en+de" or r["lang"] == lang]
         kappa = cohen_kappa_score([r["first_label"] for r in part], [r["second_label"] for r in part])
-        out.append(_row("intent (labeller self-agreement)", "intent_second_pass_50", lang, "blind", "cohen_kappa", kappa, len(part)))
+        out.append(row("intent (labeller self-agreement)", "intent_second_pass_50", lang, "blind", "cohen_kappa", kappa, len(part)))
     return out
 
 
@@ -76,8 +75,8 @@ def speed_rows(model: IntentModel) -> list[dict]:
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         # Wall-clock rate depends on what else runs on the shared cores; CPU-time rate is the
         # one-core figure.
-        out.append(_row("intent", "intent_labelled", lang, "speed", "posts_per_s", len(batch) / wall, len(batch)))
-        out.append(_row("intent", "intent_labelled", lang, "speed", "posts_per_cpu_s", len(batch) / cpu, len(batch)))
+        out.append(row("intent", "intent_labelled", lang, "speed", "posts_per_s", len(batch) / wall, len(batch)))
+        out.append(row("intent", "intent_labelled", lang, "speed", "posts_per_cpu_s", len(batch) / cpu, len(batch)))
     return out
 
 
@@ -92,27 +91,24 @@ def main() -> int:
     started = time.perf_counter()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     rows = intent_rows()
-    print(f"{'task':<38}{'lang':<6}{'split':<7}{'metric':<16}{'value':>9}{'n':>7}")
-    for r in rows:
-        print(f"{r['task']:<38}{r['lang']:<6}{r['split']:<7}{r['metric']:<16}{r['value']:>9.3f}{r['n']:>7}")
-    report = {
-        "rows": rows,
-        "intent_model": IntentModel().model_version,
-        "labels": list(LABELS),
-        "notes": (
+    print_rows(rows)
+    write_results(
+        RESULTS,
+        rows,
+        intent_model=IntentModel().model_version,
+        labels=list(LABELS),
+        notes=(
             "Cross-validated on ~1,000 hand-labelled posts drawn with keyword strata (see "
             "nlp/data/intent/PROVENANCE.md), so rare intents are over-represented relative to a raw "
             "stream; the keyword-free stratum rows are the closest to unfiltered posts. Self-agreement "
             "is one labeller re-labelling 50 posts blind in the same session: an upper bound, not "
             "inter-annotator agreement."
         ),
-        "loadavg_before": load_before,
-        "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine_info(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        loadavg_before=load_before,
+        loadavg_after=Path("/proc/loadavg").read_text().split()[:3],
+        seconds=round(time.perf_counter() - started, 1),
+        machine=machine_info(),
+    )
     return 0
 
 

@@ -15,7 +15,6 @@ Usage: python -m bench.eval_ner
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ import tomllib
 from pathlib import Path
 
 from bench.machine import machine_info
+from bench.rows import print_rows, row, write_results
 from nlp.entities import EN_LABELS, EntityExtractor
 from nlp.ner_data import (
     WNUT_DEV_FILE,
@@ -71,7 +71,7 @@ def entity_rows(data_dir: Path) -> list[dict]:
     rows = []
     for task, dataset, lang, split, sentences, pred in plan:
         scores = score_spans([s.char_spans() for s in sentences], pred)
-        rows += [_row(task, dataset, lang, split, metric, value, len(sentences)) for metric, value in scores.items()]
+        rows += [row(task, dataset, lang, split, metric, value, len(sentences)) for metric, value in scores.items()]
     return rows
 
 
@@ -91,14 +91,11 @@ def speed_rows() -> list[dict]:
         extractor.extract(posts, lang)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         dataset = name.removesuffix(".tsv")
-        rows.append(_row("entities speed", dataset, lang, "-", "posts_per_s", len(posts) / seconds, len(posts)))
+        rows.append(row("entities speed", dataset, lang, "-", "posts_per_s", len(posts) / seconds, len(posts)))
         # Per CPU-second of this process: what one free core would give when others share the machine.
-        rows.append(_row("entities speed", dataset, lang, "-", "posts_per_cpu_s", len(posts) / cpu_seconds, len(posts)))
+        rows.append(row("entities speed", dataset, lang, "-", "posts_per_cpu_s", len(posts) / cpu_seconds, len(posts)))
     return rows
 
-
-def _row(task: str, dataset: str, lang: str, split: str, metric: str, value: float, n: int) -> dict:
-    return {"task": task, "dataset": dataset, "lang": lang, "split": split, "metric": metric, "value": round(float(value), 4), "n": n}
 
 
 def main() -> int:
@@ -109,22 +106,19 @@ def main() -> int:
     rows = entity_rows(DATA)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     rows += speed_rows()
-    print(f"{'task':<46}{'dataset':<34}{'lang':<5}{'split':<15}{'metric':<24}{'value':>9}{'n':>7}")
-    for r in rows:
-        print(f"{r['task']:<46}{r['dataset']:<34}{r['lang']:<5}{r['split']:<15}{r['metric']:<24}{r['value']:>9.3f}{r['n']:>7}")
+    print_rows(rows)
     print(f"load average before the speed runs: {' '.join(load_before)} (2 cores shared with other jobs)")
     extractor = EntityExtractor([])
-    report = {
-        "rows": rows,
-        "models": {lang: "@".join(extractor.model(lang)) for lang in ("en", "de")},
-        "notes": "GermEval-2014: only its dev file is available; the model trains on 70%, selects on 10% "
+    write_results(
+        RESULTS,
+        rows,
+        models={lang: "@".join(extractor.model(lang)) for lang in ("en", "de")},
+        notes="GermEval-2014: only its dev file is available; the model trains on 70%, selects on 10% "
         "and is scored on the remaining 20% (by source document, seed 13). *deriv/*part tags count as no entity.",
-        "loadavg_before_speed": load_before,
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine_info(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        loadavg_before_speed=load_before,
+        seconds=round(time.perf_counter() - started, 1),
+        machine=machine_info(),
+    )
     return 0
 
 

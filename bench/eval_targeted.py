@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from defusedxml import ElementTree
 from sklearn.metrics import accuracy_score, f1_score
 
 from bench.machine import machine_info
-from bench.nlp_eval import _row
+from bench.rows import print_rows, row, write_results
 from nlp.sentiment import SentimentModel
 from nlp.targeted import TargetedSentiment
 from nlp.text import MAX_CHARS
@@ -134,8 +133,8 @@ def metric_rows(dataset: str, lang: str, split: str, scored: dict) -> list[dict]
         for task, key in (("targeted sentiment (post-level baseline)", "baseline"), ("targeted sentiment", "targeted")):
             predicted = np.array(scored[key])[mask]
             labels = ["negative", "neutral", "positive"]
-            rows.append(_row(task, subset, lang, split, "macro_f1", f1_score(gold[mask], predicted, labels=labels, average="macro", zero_division=0), int(mask.sum())))
-            rows.append(_row(task, subset, lang, split, "accuracy", accuracy_score(gold[mask], predicted), int(mask.sum())))
+            rows.append(row(task, subset, lang, split, "macro_f1", f1_score(gold[mask], predicted, labels=labels, average="macro", zero_division=0), int(mask.sum())))
+            rows.append(row(task, subset, lang, split, "accuracy", accuracy_score(gold[mask], predicted), int(mask.sum())))
     return rows
 
 
@@ -154,18 +153,15 @@ def main() -> int:
     started = time.perf_counter()
     model = CachedEmbeddings()
     rows = targeted_rows(DATA, model)
-    print(f"{'task':<42}{'dataset':<46}{'lang':<5}{'split':<6}{'metric':<10}{'value':>7}{'n':>6}")
-    for r in rows:
-        print(f"{r['task']:<42}{r['dataset']:<46}{r['lang']:<5}{r['split']:<6}{r['metric']:<10}{r['value']:>7.3f}{r['n']:>6}")
-    report = {
-        "rows": rows,
-        "sentiment_model": model.model_version,
-        "notes": "Per-target labels; baseline = post sentiment on every target. DE head saw GermEval dev document labels (weight 0.25) in training.",
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": machine_info(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_rows(rows)
+    write_results(
+        RESULTS,
+        rows,
+        sentiment_model=model.model_version,
+        notes="Per-target labels; baseline = post sentiment on every target. DE head saw GermEval dev document labels (weight 0.25) in training.",
+        seconds=round(time.perf_counter() - started, 1),
+        machine=machine_info(),
+    )
     return 0
 
 

@@ -4,6 +4,7 @@ with a lexical (word and character n-gram) model."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from importlib.metadata import version
@@ -213,15 +214,7 @@ class SentimentModel:
 
     def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
         """Return one result per text in `lang` (None where the text is too short to judge)."""
-        results: list[SentimentResult | None] = [None] * len(texts)
-        keep = [i for i, t in enumerate(texts) if len(for_sentiment(t)) >= MIN_CHARS]
-        if not keep or lang not in self.languages:
-            return results
-        probs = self.probabilities([texts[i] for i in keep], lang)
-        for row, i in enumerate(keep):
-            best = int(probs[row].argmax())
-            results[i] = SentimentResult(LABELS[best], float(probs[row, best]))
-        return results
+        return label_texts(self.probabilities, texts, lang, self.languages)
 
     def _load_head(self) -> SentimentHead:
         if self._head is None:
@@ -242,3 +235,18 @@ def _require(path: Path) -> None:
             f"sentiment model file {path} is missing; rebuild it with "
             "`python -m nlp.train_sentiment` (needs the labelled data folder)."
         )
+
+
+def label_texts(
+    probabilities: Callable[[list[str], str], np.ndarray], texts: list[str], lang: str, languages: tuple[str, ...]
+) -> list[SentimentResult | None]:
+    """Return the most probable label per text; None for texts too short to judge or an unsupported `lang`."""
+    results: list[SentimentResult | None] = [None] * len(texts)
+    keep = [i for i, t in enumerate(texts) if len(for_sentiment(t)) >= MIN_CHARS]
+    if not keep or lang not in languages:
+        return results
+    probs = probabilities([texts[i] for i in keep], lang)
+    for row, i in enumerate(keep):
+        best = int(probs[row].argmax())
+        results[i] = SentimentResult(LABELS[best], float(probs[row, best]))
+    return results

@@ -21,8 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nlp.errors import ModelMissingError
-from nlp.sentiment import MIN_CHARS, SentimentHead, SentimentResult
-from nlp.sentiment_data import LABELS
+from nlp.sentiment import SentimentHead, SentimentResult, label_texts
 from nlp.text import MAX_CHARS, for_sentiment
 
 STUDENT_DIR = Path(__file__).with_name("models") / "static_e5_student"
@@ -219,15 +218,7 @@ class StaticSentimentModel:
 
     def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
         """Return one result per text in `lang` (None where the text is too short to judge)."""
-        results: list[SentimentResult | None] = [None] * len(texts)
-        keep = [i for i, t in enumerate(texts) if len(for_sentiment(t)) >= MIN_CHARS]
-        if not keep or lang not in self.languages:
-            return results
-        probs = self.probabilities([texts[i] for i in keep], lang)
-        for row, i in enumerate(keep):
-            best = int(probs[row].argmax())
-            results[i] = SentimentResult(LABELS[best], float(probs[row, best]))
-        return results
+        return label_texts(self.probabilities, texts, lang, self.languages)
 
     def _load_head(self) -> SentimentHead:
         if self._head is None:
