@@ -9,8 +9,8 @@ What runs, and what does not:
   measured here (bench/connectors.py measures the clients).
 - load: `warehouse.load.load_pages` (Arrow upserts of raw payloads, posts, accounts, interactions and
   the cursor, one transaction per batch) into a real DuckDB file.
-- rank: the rank task's own functions (`warehouse.stages.interactions_table`, `post_signals`,
-  `accounts_table`, `warehouse.graph_store.score_history` / `brand_posts`, `graph.ranking.rank_all`,
+- rank: the rank task's own functions (`warehouse.graph_store.ranking_interactions`,
+  `ranking_post_signals`, `ranking_accounts`, `score_history` / `brand_posts`, `graph.ranking.rank_all`,
   `warehouse.graph_store.save_ranking`).
 - skipped: Prefect orchestration and NLP enrichment (enrichment speed is measured by bench/enrich.py;
   docs/scale.md combines both).
@@ -47,10 +47,16 @@ from connectors.x import parse_x_page
 from graph.ranking import rank_all
 from resonanz.settings import SAMPLE_DIR, GraphSettings
 from warehouse.db import open_warehouse, table_counts
-from warehouse.graph_store import brand_posts, save_ranking, score_history
+from warehouse.graph_store import (
+    brand_posts,
+    ranking_accounts,
+    ranking_interactions,
+    ranking_post_signals,
+    save_ranking,
+    score_history,
+)
 from warehouse.lake import write_lake
 from warehouse.load import load_pages
-from warehouse.stages import accounts_table, interactions_table, post_signals
 
 RESULTS = Path(__file__).resolve().parent / "results" / "load_10m.json"
 PAGE_TWEETS = 100  # X API v2 max_results
@@ -244,9 +250,9 @@ def rank(db: Path) -> dict[str, Any]:
     try:
         with PeakMemory() as memory:
             started, started_cpu = time.perf_counter(), time.process_time()
-            accounts = accounts_table(con)
-            interactions = interactions_table(con)
-            signals = post_signals(con)
+            accounts = ranking_accounts(con)
+            interactions = ranking_interactions(con)
+            signals = ranking_post_signals(con)
             history, brands = score_history(con), brand_posts(con)
             read_s, read_cpu = time.perf_counter() - started, time.process_time() - started_cpu
             started, started_cpu = time.perf_counter(), time.process_time()

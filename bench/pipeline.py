@@ -23,7 +23,8 @@ from nlp.records import PostText  # noqa: E402
 from resonanz.settings import load_settings  # noqa: E402
 from warehouse.db import open_warehouse  # noqa: E402
 from warehouse.load import load_pages  # noqa: E402
-from warehouse.stages import accounts_table, interactions_table, post_signals, save_enrichment, save_scores  # noqa: E402
+from warehouse.graph_store import ranking_accounts, ranking_interactions, ranking_post_signals  # noqa: E402
+from warehouse.stages import save_enrichment, save_scores  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
 
@@ -55,7 +56,7 @@ def run_once(workdir: Path) -> dict[str, dict[str, float]]:
         stages["store_enrichment"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
 
         started = time.perf_counter()
-        scores = rank_accounts(interactions_table(con), settings.graph, post_signals(con), accounts_table(con))
+        scores = rank_accounts(ranking_interactions(con), settings.graph, ranking_post_signals(con), ranking_accounts(con))
         stages["rank"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
         save_scores(con, scores, "bench")
     for figures in stages.values():

@@ -134,8 +134,7 @@ def score_history(con: duckdb.DuckDBPyConnection) -> pa.Table:
 def ranking_interactions(con: duckdb.DuckDBPyConnection) -> pa.Table:
     """Return the interactions the ranking reads, in storage order.
 
-    Sorting ten million rows by five string columns (as `warehouse.stages.interactions_table`
-    does) took longer than the whole PageRank. Storage order (rowid) is as repeatable and costs
+    Sorting ten million rows by five string columns (as an earlier reader did) took longer than the whole PageRank. Storage order (rowid) is as repeatable and costs
     an integer sort: sums of float weights then add up in the same order on every re-run.
     """
     return con.execute(

@@ -108,36 +108,6 @@ def save_enrichment(
 
 # ---- rank ---------------------------------------------------------------------------------
 
-def interactions_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.execute(
-        "SELECT source, kind, src_account_id, dst_account_id, post_id, target_post_id, created_at "
-        "FROM interactions ORDER BY source, kind, src_account_id, dst_account_id, post_id"
-    ).to_arrow_table()
-
-
-def post_signals(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """Per post: author, whether it concerns a tracked brand, its sentiment and language."""
-    return con.execute(
-        """
-        SELECT p.source, p.post_id, p.author_id,
-               EXISTS (SELECT 1 FROM brand_mentions b WHERE b.source = p.source AND b.post_id = p.post_id)
-                   AS brand_related,
-               s.label AS sentiment,
-               l.label AS lang
-        FROM posts p
-        LEFT JOIN annotations s ON s.source = p.source AND s.post_id = p.post_id AND s.task = 'sentiment'
-        LEFT JOIN annotations l ON l.source = p.source AND l.post_id = p.post_id AND l.task = 'language'
-        ORDER BY p.source, p.post_id
-        """
-    ).to_arrow_table()
-
-
-def accounts_table(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    return con.execute(
-        "SELECT source, account_id, handle, display_name, followers_count FROM accounts ORDER BY source, account_id"
-    ).to_arrow_table()
-
-
 def save_scores(con: duckdb.DuckDBPyConnection, scores: Sequence[Any], run_id: str) -> int:
     """Store one ranking; a re-ranking of the same data window (same as_of) replaces it."""
     if not scores:
