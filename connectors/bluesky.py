@@ -10,13 +10,24 @@ feed's `reasonRepost`.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from connectors.base import MALFORMED, Forbidden, MalformedPayload, MissingCredential, NotFound, RateLimited, TransientError, open_json_page
-from connectors.http import USER_AGENT, HttpStats, PinnedTransport, allow_private_from_env, check_url
+from connectors.base import (
+    MALFORMED,
+    DownloadTooLarge,
+    Forbidden,
+    MalformedPayload,
+    MissingCredential,
+    NotFound,
+    RateLimited,
+    TransientError,
+    open_json_page,
+)
+from connectors.http import MAX_BYTES, MAX_SECONDS, USER_AGENT, HttpClient, HttpClientTransport, HttpStats
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "bluesky"
@@ -24,6 +35,7 @@ VERSION = "0.1.0"
 PUBLIC_APPVIEW = "https://public.api.bsky.app"
 MAX_LIMIT = 100  # searchPosts and getAuthorFeed both cap `limit` at 100
 _POST_COLLECTION = "app.bsky.feed.post"
+log = logging.getLogger(__name__)
 
 
 class _BrokenRecord(ValueError):
@@ -248,7 +260,11 @@ def _record_edges(record: dict[str, Any], post: Post) -> Iterator[Interaction]:
 
 
 class BlueskyConnector:
-    """Read Bluesky through atproto's Client pointed at an AppView; raw bodies are captured from its httpx client."""
+    """Read Bluesky through atproto's Client pointed at an AppView; raw bodies are captured from its httpx client.
+
+    atproto's httpx client sends over the shared HttpClient (HttpClientTransport), so its traffic gets
+    the same URL checks, address pinning, proxy setting and per-download size and time limits.
+    """
 
     name = PLATFORM
     version = VERSION
@@ -259,6 +275,7 @@ class BlueskyConnector:
         app_password: str | None = None, limit: int = MAX_LIMIT, max_pages: int | None = None, timeout: float = 15.0,
         max_retries: int = 4, backoff_base: float = 1.0, max_wait: float = 900.0, max_rate_limit_waits: int = 3,
         sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
+        max_bytes: int = MAX_BYTES, max_seconds: float = MAX_SECONDS,
     ) -> None:
         kind, _, value = stream.partition(":") if stream.split(":", 1)[0] in ("search", "author", "thread") else ("search", ":", stream)
         if not value.strip():
@@ -282,6 +299,8 @@ class BlueskyConnector:
         self.max_rate_limit_waits = max_rate_limit_waits
         self.sleep = sleep
         self.clock = clock
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
         self.stats = HttpStats()
         self._client: Any = None
         self._last_body = ""
@@ -299,12 +318,10 @@ class BlueskyConnector:
                 self.stats.requests += 1
                 self._last_body = response.text
 
-            allow_private = allow_private_from_env()
-            # Same policy as the shared client: every hop must be a public address unless allowed, and
-            # the connection goes to the address that was checked (no DNS rebinding).
-            request = Request(timeout=self.timeout, transport=PinnedTransport(allow_private=allow_private), event_hooks={
-                "request": [lambda request: check_url(request.url, allow_private)], "response": [keep],
-            })
+            # The shared client checks every hop, pins the address and cuts off oversized or endless bodies;
+            # atproto keeps its own error mapping, and _call its retries.
+            http = HttpClient(timeout=self.timeout, max_bytes=self.max_bytes, max_seconds=self.max_seconds)
+            request = Request(timeout=self.timeout, transport=HttpClientTransport(http), event_hooks={"response": [keep]})
             request.add_additional_header("User-Agent", USER_AGENT)
             self._client = Client(base_url=self.base_url, request=request)
             if self.handle:
@@ -312,7 +329,19 @@ class BlueskyConnector:
         return self._client
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Page]:
-        """Yield pages newest first back to what the cursor has seen; resume an interrupted walk by its cursor."""
+        """Yield pages newest first back to what the cursor has seen; resume an interrupted walk by its cursor.
+
+        A body over the size or time limit ends the stream for this run: it is logged, counted in
+        `stats.skipped` and the cursor stays at the last stored page (the next cursor is inside the
+        body that was not read), so the rest of the collection goes on.
+        """
+        try:
+            yield from self._walk(cursor)
+        except DownloadTooLarge as exc:
+            self.stats.skip("download too large")
+            log.warning("bluesky %s: %s; stream skipped for this run, its cursor is unchanged", self.stream, exc)
+
+    def _walk(self, cursor: Cursor | None) -> Iterator[Page]:
         state = dict(cursor.state) if cursor else {}
         client = self._atproto()
         if self.kind == "thread":

@@ -6,6 +6,13 @@ reserved address. The transport then resolves the host once more, checks those a
 connects to exactly one of them, so a DNS answer that changes between the check and the connection
 (DNS rebinding) cannot slip a private address in. TLS still verifies and sends SNI for the host
 name, because httpcore takes both from the URL, not from the socket's address.
+
+Proxies: the environment's HTTP_PROXY / HTTPS_PROXY / ALL_PROXY are ignored (httpx and requests
+would otherwise pick them up silently and send around the pinned transport). A proxy is used only
+when one is configured explicitly (RESONANZ_HTTP__PROXY, i.e. `[http] proxy`, or `proxy=`); its URL
+is checked first, and every target URL and redirect hop is still checked here before it is sent.
+The proxy resolves the target's name itself, so behind a proxy the DNS-rebinding guard is the
+proxy's egress policy, not this module's; see docs/security.md.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ _RETRY_STATUS = {500, 502, 503, 504}
 ALLOW_PRIVATE_ENV = "RESONANZ_ALLOW_PRIVATE_URLS"
 MAX_BYTES = 32 * 1024 * 1024  # one API page or feed; far above any real one
 MAX_SECONDS = 120.0  # one whole download, however slowly the server drips it
+# The one way to send through a proxy; pydantic-settings maps `[http] proxy` to the same name.
+PROXY_ENV = "RESONANZ_HTTP__PROXY"
 
 
 @dataclass(slots=True)
@@ -154,6 +163,41 @@ def allow_private_from_env() -> bool:
     return os.environ.get(ALLOW_PRIVATE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
+def proxy_from_env() -> str | None:
+    """Return the explicitly configured proxy URL (RESONANZ_HTTP__PROXY), or None; HTTP(S)_PROXY do not count."""
+    return os.environ.get(PROXY_ENV, "").strip() or None
+
+
+def check_proxy_url(url: str) -> str:
+    """Return `url` if it is a plain http(s)://[user:password@]host:port proxy; else raise UnsafeUrl.
+
+    The proxy is the operator's own machine, so a private address is fine; anything else in the
+    URL (another scheme, a path, a query) is a typo that would otherwise fail later or obscurely.
+    The message never shows the password.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    shown = f"{parts.scheme}://{parts.hostname or ''}" + (f":{port}" if port and port > 0 else "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeUrl(f"refusing proxy {shown!r} from {PROXY_ENV}: only http:// or https:// proxies with a host are supported")
+    if port == -1 or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise UnsafeUrl(f"refusing proxy {shown!r} from {PROXY_ENV}: give only scheme, host and port, e.g. http://proxy.corp:3128")
+    return url
+
+
+def default_transport(*, allow_private: bool, resolve: Resolver = resolve_addresses, proxy: str | None = None,
+                      verify: ssl.SSLContext | bool = True) -> httpx.BaseTransport:
+    """Return the transport the shared client sends through: pinned, or via the configured proxy."""
+    if proxy:
+        # Through a proxy the socket goes to the proxy, so there is no target address to pin; the
+        # request hook still checks every target URL before the request leaves.
+        return httpx.HTTPTransport(verify=verify, proxy=httpx.Proxy(check_proxy_url(proxy)))
+    return PinnedTransport(allow_private=allow_private, resolve=resolve, verify=verify)
+
+
 class HttpClient:
     """A small policy layer over httpx.Client; `sleep` and `clock` are injectable so tests never really wait."""
 
@@ -174,9 +218,12 @@ class HttpClient:
         max_bytes: int = MAX_BYTES,
         max_seconds: float = MAX_SECONDS,
         resolve: Resolver = resolve_addresses,
+        proxy: str | None = None,
     ) -> None:
         self.allow_private = allow_private_from_env() if allow_private is None else allow_private
         self.resolve = resolve
+        configured = proxy or proxy_from_env()
+        self.proxy = check_proxy_url(configured) if configured else None
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
         self.max_retries = max_retries
@@ -190,7 +237,8 @@ class HttpClient:
         self._client = httpx.Client(
             timeout=timeout, headers={"User-Agent": USER_AGENT, **(headers or {})},
             follow_redirects=True,
-            transport=transport or PinnedTransport(allow_private=self.allow_private, resolve=resolve),
+            transport=transport or default_transport(allow_private=self.allow_private, resolve=resolve, proxy=self.proxy),
+            trust_env=False,  # no proxy, .netrc or CA bundle from the environment: see the module docstring
             # The hook runs for every hop, so a redirect to a private address is refused too.
             event_hooks={"request": [lambda request: check_url(request.url, self.allow_private, self.resolve)]},
         )
@@ -317,7 +365,8 @@ class RequestsAdapter(BaseAdapter):
     connectors that use HttpClient directly; the SDK keeps its own retry and rate-limit handling.
     Mount it on both schemes: `session.mount("https://", adapter); session.mount("http://", adapter)`.
     SDKs tend to wrap every exception in their own network error; the refusal is kept in `refused`
-    so the caller can raise it as what it is instead of retrying.
+    so the caller can raise it as what it is instead of retrying. The `proxies` requests hands over
+    (from HTTP(S)_PROXY) are ignored on purpose: the HttpClient alone decides (see the module docstring).
     """
 
     def __init__(self, http: HttpClient) -> None:
@@ -342,6 +391,8 @@ class RequestsAdapter(BaseAdapter):
             raise requests.exceptions.Timeout(str(exc), request=request) from exc
         except httpx.TransportError as exc:
             raise requests.exceptions.ConnectionError(str(exc), request=request) from exc
+        except httpx.DecodingError as exc:  # a corrupt gzip/deflate body
+            raise requests.exceptions.ContentDecodingError(str(exc), request=request) from exc
         response = requests.Response()
         response.status_code = reply.status_code
         response.reason = reply.reason_phrase
@@ -352,6 +403,35 @@ class RequestsAdapter(BaseAdapter):
         response._content = reply.content
         response._content_consumed = True
         return response
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# Headers that describe the wire form of a body; the body handed on is already decoded and whole.
+_WIRE_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+class HttpClientTransport(httpx.BaseTransport):
+    """Carry an httpx-based SDK's traffic (e.g. atproto's Client) over an HttpClient.
+
+    What RequestsAdapter does for requests-based SDKs: URL checks, address pinning, the proxy
+    setting and the size/time limits come from the shared client; the SDK keeps its own retries.
+    Pass it as the SDK's `transport=`. A refusal (UnsafeUrl, DownloadTooLarge) propagates unchanged.
+    """
+
+    def __init__(self, http: HttpClient) -> None:
+        self.http = http
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = [(name, value) for name, value in request.headers.multi_items() if name.lower() not in ("host", "content-length")]
+        try:
+            reply = self.http.send_once(request.method, str(request.url), headers=headers, content=request.read())
+        except httpx.DecodingError as exc:
+            # A corrupt compressed body: for the SDK a broken read, which it reports as a network error.
+            raise httpx.ReadError(f"undecodable body from {request.url}: {exc}", request=request) from exc
+        kept = [(name, value) for name, value in reply.headers.multi_items() if name.lower() not in _WIRE_HEADERS]
+        return httpx.Response(reply.status_code, headers=kept, content=reply.content, request=request)
 
     def close(self) -> None:
         self.http.close()

@@ -34,6 +34,7 @@ def _x(spec: SourceSpec, settings: Settings) -> Connector:
         spec.stream, spec.name, token,
         max_results=int(spec.options.get("max_results", 100)),
         max_pages=spec.options.get("max_pages"),
+        **({"api_base": spec.options["api_base"]} if "api_base" in spec.options else {}),
     )
 
 

@@ -23,7 +23,7 @@ from connectors.base import (
     RateLimited,
     TransientError,
 )
-from connectors.http import MAX_BYTES, MAX_SECONDS, HttpStats, rate_limit_wait_seconds
+from connectors.http import MAX_BYTES, MAX_SECONDS, HttpClient, HttpStats, RequestsAdapter, rate_limit_wait_seconds
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
 
 PLATFORM = "x"
@@ -40,6 +40,8 @@ EXPANSIONS = [
     "referenced_tweets.id", "referenced_tweets.id.author_id",
 ]
 _REFERENCE_KINDS = {"replied_to": "reply", "quoted": "quote", "retweeted": "repost"}
+TWEEPY_HOST = "https://api.twitter.com"  # tweepy.Client.request hard-codes it
+log = logging.getLogger(__name__)
 
 
 class _RedactSecrets(logging.Filter):
@@ -62,28 +64,20 @@ _REDACT = _RedactSecrets()
 logging.getLogger("tweepy.client").addFilter(_REDACT)
 
 
-class _LimitedSession(requests.Session):
-    """tweepy's session sends without a timeout and reads any size: add both, as the shared HTTP client does."""
+class _ApiSession(requests.Session):
+    """tweepy's session, sending to `api_base` instead of the host tweepy hard-codes.
 
-    def __init__(self, timeout: float, max_bytes: int, max_seconds: float) -> None:
+    The default is tweepy's own host; a replay server or X's newer api.x.com can be named instead.
+    """
+
+    def __init__(self, api_base: str) -> None:
         super().__init__()
-        self.limits = (timeout, max_bytes, max_seconds)
+        self.api_base = api_base.rstrip("/")
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        timeout, max_bytes, max_seconds = self.limits
-        started = time.monotonic()
-        response = super().request(method, url, *args, **{"timeout": timeout, **kwargs, "stream": True})
-        chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > max_bytes or time.monotonic() - started > max_seconds:
-                response.close()
-                raise DownloadTooLarge(f"{method!s} {url!s}: body over {max_bytes} bytes or {max_seconds:.0f}s; not read further")
-            chunks.append(chunk)
-        # What requests does when it reads a body itself, with the limits above applied on the way.
-        response._content = b"".join(chunks)  # noqa: SLF001
-        response._content_consumed = True  # noqa: SLF001
-        return response
+        if isinstance(url, str) and url.startswith(TWEEPY_HOST + "/"):
+            url = self.api_base + url.removeprefix(TWEEPY_HOST)
+        return super().request(method, url, *args, **kwargs)
 
 
 class _BrokenRecord(ValueError):
@@ -304,7 +298,11 @@ class XReplayConnector:
 
 
 class XConnector:
-    """Search recent posts live through tweepy, keeping each raw JSON body; resumes via since_id/next_token."""
+    """Search recent posts live through tweepy, keeping each raw JSON body; resumes via since_id/next_token.
+
+    tweepy's requests session rides on the shared HttpClient (RequestsAdapter, as for Mastodon.py):
+    URL checks, address pinning, the proxy setting and the per-download size and time limits apply.
+    """
 
     name = PLATFORM
     version = VERSION
@@ -326,6 +324,8 @@ class XConnector:
         timeout: float = 15.0,
         max_bytes: int = MAX_BYTES,
         max_seconds: float = MAX_SECONDS,
+        api_base: str = TWEEPY_HOST,
+        http: HttpClient | None = None,
     ) -> None:
         if not bearer_token:
             raise MissingCredential("X bearer token", "RESONANZ_X_BEARER_TOKEN")
@@ -335,7 +335,12 @@ class XConnector:
 
         # return_type=requests.Response keeps the body verbatim; tweepy would otherwise re-shape it.
         self.client = tweepy.Client(bearer_token=bearer_token, return_type=requests.Response, wait_on_rate_limit=False)
-        self.client.session = _LimitedSession(timeout, max_bytes, max_seconds)
+        session = _ApiSession(api_base)
+        self.adapter = RequestsAdapter(http or HttpClient(timeout=timeout, max_bytes=max_bytes, max_seconds=max_seconds))
+        session.mount("https://", self.adapter)
+        session.mount("http://", self.adapter)
+        self.client.session = session
+        self.endpoint = f"{session.api_base}/2/tweets/search/recent"
         self.query = query
         self.source_name = source_name
         self.max_results = max_results
@@ -347,7 +352,18 @@ class XConnector:
         self.stats = HttpStats()
 
     def fetch(self, cursor: Cursor | None) -> Iterator[Page]:
-        """Yield result pages newer than the cursor's since_id, continuing an interrupted run's next_token."""
+        """Yield result pages newer than the cursor's since_id, continuing an interrupted run's next_token.
+
+        A body over the size or time limit ends the query for this run: it is logged, counted in
+        `stats.skipped` and the cursor stays at the last stored page, so the rest of the collection goes on.
+        """
+        try:
+            yield from self._walk(cursor)
+        except DownloadTooLarge as exc:
+            self.stats.skip("download too large")
+            log.warning("x %s: %s; query skipped for this run, its cursor is unchanged", self.query, exc)
+
+    def _walk(self, cursor: Cursor | None) -> Iterator[Page]:
         state = dict(cursor.state) if cursor else {}
         since_id: str | None = state.get("since_id")
         next_token: str | None = state.get("next_token")
@@ -422,7 +438,8 @@ class XConnector:
                 self.stats.waited_seconds += wait
                 self.sleep(wait)
             except (tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:  # the last: a body cut off mid-transfer
+                    requests.exceptions.ChunkedEncodingError,  # a body cut off mid-transfer
+                    requests.exceptions.ContentDecodingError) as exc:  # a corrupt compressed body
                 if attempt >= self.max_retries:
                     raise TransientError(f"X search failed after {attempt + 1} attempts: {exc}") from exc
                 backoff = min(60.0, 2.0**attempt)

@@ -34,8 +34,9 @@ from connectors.base import (
 from connectors.http import (
     HttpClient,
     HttpStats,
-    PinnedTransport,
     allow_private_from_env,
+    default_transport,
+    proxy_from_env,
 )
 from connectors.records import (
     Account,
@@ -269,7 +270,7 @@ class YouTubeCommentsConnector:
         self.daily_quota = daily_quota
         self.all_replies = all_replies  # fetch replies beyond the 5 a thread carries (1 unit per 100 replies)
         self.clock = clock
-        self._refusals = _KeepRefusals(PinnedTransport(allow_private=allow_private_from_env()))
+        self._refusals = _KeepRefusals(default_transport(allow_private=allow_private_from_env(), proxy=proxy_from_env()))
         self.http = HttpClient(sleep=sleep, clock=clock, transport=self._refusals)
         self.stats = QuotaStats()
         self._charged_requests = 0

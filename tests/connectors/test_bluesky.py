@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connectors.base import MissingCredential, NotFound, RateLimited
 from connectors.bluesky import BlueskyConnector, did_of
+from connectors.http import MAX_BYTES
+from warehouse.db import open_warehouse
+from warehouse.stages import save_source_run
 
-from http_harness import FIXTURES, FakeClock, Reply
+from http_harness import FIXTURES, FakeClock, LocalServer, Reply
 from router_server import RouterServer, serve
 
 HERE = FIXTURES / "bluesky"
@@ -182,3 +189,31 @@ def test_private_appviews_are_refused_without_the_opt_in(monkeypatch: pytest.Mon
     monkeypatch.delenv("RESONANZ_ALLOW_PRIVATE_URLS", raising=False)
     with pytest.raises(UnsafeUrl, match="RESONANZ_ALLOW_PRIVATE_URLS"):
         list(connector("http://127.0.0.1:9", "Deutsche Bahn").fetch(None))
+
+
+def test_oversized_page_is_refused_counted_and_the_cursor_kept(local_server: LocalServer, tmp_path: Path) -> None:
+    """A body over the per-download limit ends the stream cleanly; the run's report counts it as skipped."""
+    huge = json.dumps({"posts": [], "cursor": "4", "padding": "x" * 300_000}).encode()
+    json_type = {"Content-Type": "application/json"}
+    local_server.route("/xrpc/app.bsky.feed.searchPosts", Reply(200, body("searchPosts_page1"), json_type), Reply(200, huge, json_type))
+    sky = connector(local_server.url, "Deutsche Bahn", limit=3, max_bytes=100_000)
+    started = datetime.now(UTC)
+    pages = list(sky.fetch(None))  # no exception: the collection goes on with the next source
+    assert [len(p.posts) for p in pages] == [2]
+    assert pages[-1].cursor.state["cursor"] == "3"  # the next run asks for the refused page again
+    assert sky.stats.skipped == {"download too large": 1}
+    assert len(local_server.requests) == 2  # not retried: an oversized body will be oversized again
+    with closing(open_warehouse(tmp_path / "w.duckdb")) as con:
+        save_source_run(con, "run-1", "bsky_test", "bluesky", "Deutsche Bahn", started, "completed", {"pages": 1}, sky.stats)
+        skipped = con.execute("SELECT skipped FROM source_runs WHERE run_id = 'run-1'").fetchone()[0]
+    assert json.loads(skipped) == {"download too large": 1}
+
+
+def test_the_shared_default_limit_applies_to_inflated_bytes(local_server: LocalServer) -> None:
+    """A gzip bomb: ~33 kB on the wire, over the shared 32 MB limit once inflated."""
+    bomb = gzip.compress(b'{"posts": [], "padding": "' + b" " * MAX_BYTES + b'"}')
+    local_server.route("/xrpc/app.bsky.feed.searchPosts",
+                       Reply(200, bomb, {"Content-Type": "application/json", "Content-Encoding": "gzip"}))
+    sky = connector(local_server.url, "Deutsche Bahn")
+    assert len(bomb) < 100_000 and list(sky.fetch(None)) == []
+    assert sky.stats.skipped == {"download too large": 1} and sky.max_bytes == MAX_BYTES

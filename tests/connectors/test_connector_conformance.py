@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import responses
 
 from connectors.base import Connector, UnknownConnector
 from connectors.records import Account, Cursor, Interaction, Page, Post, Quarantined, RawPayload, INTERACTION_KINDS
@@ -32,10 +31,10 @@ def x_replay_case(server: LocalServer) -> Iterator[Case]:
 
 @contextmanager
 def x_case(server: LocalServer) -> Iterator[Case]:
-    # tweepy hard-codes api.twitter.com, so this one is intercepted at the transport.
-    with responses.RequestsMock() as mock:
-        mock.add(responses.GET, "https://api.twitter.com/2/tweets/search/recent", body=X_PAGE, content_type="application/json")
-        yield SourceSpec(name="c_x", connector="x", stream="Deutsche Bahn"), {"x_bearer_token": "test-token"}
+    # tweepy hard-codes api.twitter.com; the `api_base` option sends its requests to the local server.
+    server.route("/2/tweets/search/recent", Reply(200, X_PAGE.encode(), {"Content-Type": "application/json"}))
+    spec = SourceSpec(name="c_x", connector="x", stream="Deutsche Bahn", options={"api_base": server.url})
+    yield spec, {"x_bearer_token": "test-token"}
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """API faults for every HTTP connector: 429 storms, 5xx bursts, timeouts, resets, cut and bad bodies, looping tokens.
 
-The shared client, RSS and Reddit run against real servers on 127.0.0.1; the live X connector goes
-through tweepy, which hard-codes api.twitter.com, so its HTTP is intercepted with `responses`.
+The shared client, RSS, Reddit and the live X connector run against real servers on 127.0.0.1 (tweepy
+hard-codes api.twitter.com; the X connector's `api_base` sends the same requests to the fault server).
 Every run either finishes or stops with a named ConnectorError, and the stats say what was skipped.
 """
 
@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
-import responses
 
 from connectors.base import DownloadTooLarge, MalformedPayload, RateLimited, TransientError
 from connectors.http import HttpClient, follow_next_token
@@ -31,7 +29,7 @@ REDDIT_LAST = (FIXTURES / "reddit" / "all_search_last_page.json").read_bytes()  
 TOKEN = json.dumps({"access_token": "tok", "token_type": "bearer", "expires_in": 3600}).encode()
 X_PAGE_1 = (FIXTURES / "x" / "search_recent_tweets.json").read_text()  # 10 tweets, has next_token
 X_PAGE_2 = (FIXTURES / "x" / "public_api_sample_v2.json").read_text()  # 20 tweets, last page
-SEARCH = "https://api.twitter.com/2/tweets/search/recent"
+X_SEARCH = "/2/tweets/search/recent"
 
 
 def client(clock: FakeClock, **options: object) -> HttpClient:
@@ -225,11 +223,12 @@ def test_reddit_malformed_listing_is_kept_and_reported(faulty: FaultServer, cloc
     assert connector.stats.skipped == {"malformed body": 1}
 
 
-# --- X live through tweepy (host hard-coded: intercepted with `responses`) -------------------------
+# --- X live through tweepy (host hard-coded; `api_base` sends it to the fault server) -------------
 
 
-def x_connector(clock: FakeClock, **options: object) -> XConnector:
-    return XConnector("bahn", "x_live", "test-token", sleep=clock.sleep, clock=clock.time, **options)  # type: ignore[arg-type]
+def x_connector(server: FaultServer, clock: FakeClock, **options: object) -> XConnector:
+    return XConnector("bahn", "x_live", "test-token", sleep=clock.sleep, clock=clock.time,  # type: ignore[arg-type]
+                      api_base=server.url, **options)
 
 
 def page_with_token(body: str, token: str | None) -> str:
@@ -240,32 +239,32 @@ def page_with_token(body: str, token: str | None) -> str:
     return json.dumps(payload)
 
 
-@responses.activate
-def test_x_repeating_next_token_ends_the_run(clock: FakeClock, tmp_path: Path) -> None:
+def x_ok(body: str) -> Reply:
+    return Reply(200, body.encode(), JSON)
+
+
+def x_429(reset: str) -> Reply:
+    return Reply(429, b'{"title": "Too Many Requests"}', {**JSON, "x-rate-limit-reset": reset})
+
+
+def test_x_repeating_next_token_ends_the_run(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
     looping = page_with_token(X_PAGE_1, "SAME")
-    responses.add(responses.GET, SEARCH, body=looping, content_type="application/json")
-    responses.add(responses.GET, SEARCH, body=looping, content_type="application/json")
-    responses.add(responses.GET, SEARCH, body=X_PAGE_2, content_type="application/json")  # never reached
-    connector = x_connector(clock)
+    faulty.route(X_SEARCH, x_ok(looping), x_ok(looping), x_ok(X_PAGE_2))  # the third is never reached
+    connector = x_connector(faulty, clock)
     with warehouse(tmp_path / "w.duckdb") as con:
         result = collect(connector, con, "x_live", "bahn")
         assert result.error is None and result.pages == 2
         state = json.loads(con.execute("SELECT state FROM cursors").fetchone()[0])
-    assert len(responses.calls) == 2
+    assert len(faulty.requests) == 2
     assert connector.stats.skipped == {"repeated pagination token": 1}
     assert set(state) == {"since_id"}  # the run closed; the next one asks only for newer posts
 
 
-@responses.activate
-def test_x_storm_burst_reset_and_timeout_then_success(clock: FakeClock, tmp_path: Path) -> None:
+def test_x_storm_burst_reset_and_timeout_then_success(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
     reset = str(int(clock.now) + 60)
-    responses.add(responses.GET, SEARCH, status=429, headers={"x-rate-limit-reset": reset}, json={"title": "Too Many Requests"})
-    responses.add(responses.GET, SEARCH, status=503, json={"title": "Service Unavailable"})
-    responses.add(responses.GET, SEARCH, body=requests.ConnectionError("connection reset by peer"))
-    responses.add(responses.GET, SEARCH, body=requests.Timeout("read timed out"))
-    responses.add(responses.GET, SEARCH, body=X_PAGE_1, content_type="application/json")
-    responses.add(responses.GET, SEARCH, body=X_PAGE_2, content_type="application/json")
-    connector = x_connector(clock, max_retries=3)
+    faulty.route(X_SEARCH, x_429(reset), Reply(503, b'{"title": "Service Unavailable"}', JSON), Fault("reset"),
+                 Fault("hang", seconds=3.0), x_ok(X_PAGE_1), x_ok(X_PAGE_2))
+    connector = x_connector(faulty, clock, max_retries=3, timeout=1.0)
     with warehouse(tmp_path / "w.duckdb") as con:
         result = collect(connector, con, "x_live", "bahn")
         assert result.error is None and result.pages == 2
@@ -274,28 +273,22 @@ def test_x_storm_burst_reset_and_timeout_then_success(clock: FakeClock, tmp_path
     assert connector.stats.rate_limit_waits == 1 and connector.stats.retries == 3
 
 
-@responses.activate
-def test_x_429_storm_stops_cleanly_and_the_cursor_resumes(clock: FakeClock, tmp_path: Path) -> None:
-    responses.add(responses.GET, SEARCH, body=X_PAGE_1, content_type="application/json")
-    storm = {"x-rate-limit-reset": str(int(clock.now) + 10)}
-    for _ in range(4):
-        responses.add(responses.GET, SEARCH, status=429, headers=storm, json={"title": "Too Many Requests"})
+def test_x_429_storm_stops_cleanly_and_the_cursor_resumes(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
+    storm = x_429(str(int(clock.now) + 10))
+    faulty.route(X_SEARCH, x_ok(X_PAGE_1), storm, storm, storm, storm)
     with warehouse(tmp_path / "w.duckdb") as con:
-        first = collect(x_connector(clock, max_retries=3), con, "x_live", "bahn")
+        first = collect(x_connector(faulty, clock, max_retries=3), con, "x_live", "bahn")
         assert isinstance(first.error, RateLimited) and first.pages == 1
-        responses.add(responses.GET, SEARCH, body=X_PAGE_2, content_type="application/json")
-        second = collect(x_connector(clock), con, "x_live", "bahn")
+        faulty.route(X_SEARCH, x_ok(X_PAGE_2))
+        second = collect(x_connector(faulty, clock), con, "x_live", "bahn")
         assert second.error is None and second.pages == 1
         assert count(con, "SELECT count(*) FROM posts WHERE source = 'x'") == 30
-    resumed = responses.calls[-1].request.url
-    assert "next_token=b26v89c19zqg8o3fpzbn1e0ffhxjiofzw6po136rvbnul" in resumed
+    assert "next_token=b26v89c19zqg8o3fpzbn1e0ffhxjiofzw6po136rvbnul" in faulty.requests[-1]
 
 
-@responses.activate
-def test_x_truncated_body_is_quarantined_and_the_cursor_stays(clock: FakeClock, tmp_path: Path) -> None:
-    responses.add(responses.GET, SEARCH, body=X_PAGE_1, content_type="application/json")
-    responses.add(responses.GET, SEARCH, body=X_PAGE_2[: len(X_PAGE_2) // 3], content_type="application/json")
-    connector = x_connector(clock)
+def test_x_truncated_body_is_quarantined_and_the_cursor_stays(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
+    faulty.route(X_SEARCH, x_ok(X_PAGE_1), x_ok(X_PAGE_2[: len(X_PAGE_2) // 3]))
+    connector = x_connector(faulty, clock)
     with warehouse(tmp_path / "w.duckdb") as con:
         result = collect(connector, con, "x_live", "bahn")
         # The cut page is stored (raw body + quarantine) with the old cursor, then the run reports the error.
@@ -307,30 +300,32 @@ def test_x_truncated_body_is_quarantined_and_the_cursor_stays(clock: FakeClock, 
     assert connector.stats.skipped == {"malformed body": 1}
 
 
-@responses.activate
-def test_x_vanishing_next_token_closes_the_run(clock: FakeClock, tmp_path: Path) -> None:
-    responses.add(responses.GET, SEARCH, body=page_with_token(X_PAGE_1, None), content_type="application/json")
+def test_x_vanishing_next_token_closes_the_run(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
+    faulty.route(X_SEARCH, x_ok(page_with_token(X_PAGE_1, None)))
     with warehouse(tmp_path / "w.duckdb") as con:
-        result = collect(x_connector(clock), con, "x_live", "bahn")
+        result = collect(x_connector(faulty, clock), con, "x_live", "bahn")
         assert result.error is None and result.pages == 1
         assert json.loads(con.execute("SELECT state FROM cursors").fetchone()[0]) == {"since_id": "1578516068309794817"}
 
 
-@responses.activate
-def test_x_requests_carry_a_timeout_and_a_size_limit(clock: FakeClock) -> None:
-    """tweepy sends without a timeout and reads any size; the connector's session adds both."""
-    responses.add(responses.GET, SEARCH, body=X_PAGE_2, content_type="application/json")
-    list(x_connector(clock, timeout=7.5).fetch(None))
-    assert responses.calls[0].request.req_kwargs["timeout"] == 7.5
-    responses.add(responses.GET, SEARCH, body="x" * 300_000, content_type="application/json")
-    with pytest.raises(DownloadTooLarge, match="over 100000 bytes"):
-        list(x_connector(clock, max_bytes=100_000).fetch(None))
+def test_x_requests_carry_a_timeout_and_a_size_limit(faulty: FaultServer, clock: FakeClock, tmp_path: Path) -> None:
+    """tweepy sends without a timeout and reads any size; the shared client under it adds both."""
+    faulty.route(X_SEARCH, Fault("hang", seconds=3.0))
+    with pytest.raises(TransientError, match="after 1 attempts"):
+        list(x_connector(faulty, clock, timeout=0.5, max_retries=0).fetch(None))
+    faulty.route(X_SEARCH, x_ok(X_PAGE_1), x_ok("x" * 300_000))
+    connector = x_connector(faulty, clock, max_bytes=100_000)
+    with warehouse(tmp_path / "w.duckdb") as con:
+        result = collect(connector, con, "x_live", "bahn")
+        # Refused, counted and not retried; the run ends cleanly with the cursor at the stored page.
+        assert result.error is None and result.pages == 1
+        assert "next_token" in json.loads(con.execute("SELECT state FROM cursors").fetchone()[0])
+    assert connector.stats.skipped == {"download too large": 1}
+    assert len(faulty.requests) == 3
 
 
-@responses.activate
-def test_x_body_cut_off_mid_transfer_is_retried(clock: FakeClock) -> None:
-    responses.add(responses.GET, SEARCH, body=requests.exceptions.ChunkedEncodingError("connection broken: IncompleteRead"))
-    responses.add(responses.GET, SEARCH, body=X_PAGE_2, content_type="application/json")
-    connector = x_connector(clock)
+def test_x_body_cut_off_mid_transfer_is_retried(faulty: FaultServer, clock: FakeClock) -> None:
+    faulty.route(X_SEARCH, Fault("truncate", X_PAGE_2.encode()[:5000]), x_ok(X_PAGE_2))
+    connector = x_connector(faulty, clock)
     assert [len(p.posts) for p in connector.fetch(None)] == [20]
     assert connector.stats.retries == 1
