@@ -207,6 +207,8 @@ def collect_and_load(db: Path, replay: Replay, pages_per_load: int) -> dict[str,
     timings = {"replay_bodies": 0.0, "parse": 0.0, "load": 0.0}
     cpu = {"replay_bodies": 0.0, "parse": 0.0, "load": 0.0}  # process CPU seconds, all threads (DuckDB's too)
     offered = {"posts": 0, "accounts": 0, "interactions": 0, "raw_payloads": 0, "quarantine": 0}
+    # Load CPU-seconds per PROGRESS_EVERY posts: flat means the load does not slow as the tables grow.
+    load_cpu_per_interval: list[float] = []
     con = open_warehouse(db)
     try:
         with PeakMemory() as memory:
@@ -230,6 +232,7 @@ def collect_and_load(db: Path, replay: Replay, pages_per_load: int) -> dict[str,
                     batch = []
                     done = (page_no + 1) * PAGE_TWEETS
                     if done % PROGRESS_EVERY == 0:
+                        load_cpu_per_interval.append(round(cpu["load"] - sum(load_cpu_per_interval), 1))
                         print(f"  {done:,} posts loaded: load {done / timings['load']:,.0f} posts/s wall, "
                               f"{done / cpu['load']:,.0f} posts per CPU-second; parse {done / cpu['parse']:,.0f} "
                               f"posts per CPU-second; rss {PeakMemory.rss_kib() // 1024} MiB; file {file_mib(db)} MiB; "
@@ -241,7 +244,8 @@ def collect_and_load(db: Path, replay: Replay, pages_per_load: int) -> dict[str,
         counts = table_counts(con, ("posts", "accounts", "interactions", "raw_payloads", "quarantine"))
     finally:
         con.close()
-    return {"timings": timings, "cpu": cpu, "offered": offered, "stored": counts, "peak_rss_mib": memory.peak_mib}
+    return {"timings": timings, "cpu": cpu, "offered": offered, "stored": counts, "peak_rss_mib": memory.peak_mib,
+            "load_cpu_per_interval": load_cpu_per_interval}
 
 
 def rank(db: Path) -> dict[str, Any]:
@@ -349,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint_seconds": round(timings["checkpoint"], 1),
             "cpu_seconds": round(load_cpu, 1),
             "posts_per_cpu_second": round(n / load_cpu),
+            f"cpu_seconds_per_{PROGRESS_EVERY}_posts": loaded["load_cpu_per_interval"],
         },
         "collect_and_load_peak_rss_mib": loaded["peak_rss_mib"],
         "rank": {**ranked, "posts_per_cpu_second": round(n / rank_cpu), "posts_per_second": round(n / (ranked["read_inputs_seconds"] + ranked["rank_all_seconds"] + ranked["save_seconds"]))},

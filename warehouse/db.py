@@ -12,6 +12,13 @@ import duckdb
 
 from warehouse.schema import MIGRATIONS
 
+# DuckDB checkpoints when its WAL passes this size, and every checkpoint rewrites each changed
+# table's whole primary-key index. At DuckDB's 16 MB default a bulk load checkpoints every few
+# batches, so loading slows down as the tables grow (bench/load_10m.py: 28 -> 80 CPU-s per 250k
+# posts by 1.5M). At 1 GB the growth is gone for a bounded cost: up to ~1.5 GB more memory between
+# checkpoints and a longer WAL replay after a crash. See docs/scale.md.
+CHECKPOINT_THRESHOLD_SQL = "SET checkpoint_threshold = '1GB'"
+
 
 class WarehouseLocked(RuntimeError):
     """Another process holds the DuckDB file open for writing."""
@@ -70,7 +77,11 @@ def open_warehouse(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPy
             os.umask(old_umask)
     else:
         con = _connect(path, read_only=False)
+    # DuckDB deletes and re-creates its WAL beside the file at every checkpoint, with the process
+    # umask; the WAL holds the same personal data as the file, so keep it owner-only too.
+    os.umask(os.umask(0o077) | 0o077)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute(CHECKPOINT_THRESHOLD_SQL)
     migrate(con)
     return con
 

@@ -147,6 +147,10 @@ def test_warehouse_file_is_owner_only(tmp_path: Path) -> None:
     try:
         with closing(open_warehouse(tmp_path / "nested" / "w.duckdb")) as con:
             load_pages(con, [page(1, posts=5)])
+            con.execute("CHECKPOINT")  # DuckDB re-creates the WAL after a checkpoint
+            load_pages(con, [page(2, posts=5)])
+            wal = tmp_path / "nested" / "w.duckdb.wal"
+            assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) & 0o077 == 0, "the open WAL is readable by others"
     finally:
         os.umask(old)
     for file in (tmp_path / "nested").iterdir():
