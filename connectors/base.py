@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
-
 import json
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from connectors.records import Cursor, Page, Provenance, Quarantined, RawPayload
 
@@ -89,3 +88,16 @@ def open_json_page(platform: str, body: str, provenance: Provenance, cursor: Cur
         page.quarantined.append(Quarantined(platform, raw.raw_id, f"malformed JSON: {exc}", body))
         return page, MALFORMED
 
+
+
+def skip_oversized(walk: Iterator[Page], skip: Callable[[str], None], log: logging.Logger, what: str) -> Iterator[Page]:
+    """Yield `walk`'s pages; a body over the size or time limit ends it for this run, logged and counted.
+
+    The cursor stays at the last stored page (the next cursor is inside the body that was not read), so
+    the rest of the collection goes on and the next run retries from there.
+    """
+    try:
+        yield from walk
+    except DownloadTooLarge as exc:
+        skip("download too large")
+        log.warning("%s: %s; skipped for this run, its cursor is unchanged", what, exc)

@@ -18,7 +18,6 @@ from typing import Any
 
 from connectors.base import (
     MALFORMED,
-    DownloadTooLarge,
     Forbidden,
     MalformedPayload,
     MissingCredential,
@@ -26,6 +25,7 @@ from connectors.base import (
     RateLimited,
     TransientError,
     open_json_page,
+    skip_oversized,
 )
 from connectors.http import MAX_BYTES, MAX_SECONDS, USER_AGENT, HttpClient, HttpClientTransport, HttpStats
 from connectors.records import Account, Cursor, Interaction, Page, Post, Provenance, Quarantined, RawPayload
@@ -335,11 +335,7 @@ class BlueskyConnector:
         `stats.skipped` and the cursor stays at the last stored page (the next cursor is inside the
         body that was not read), so the rest of the collection goes on.
         """
-        try:
-            yield from self._walk(cursor)
-        except DownloadTooLarge as exc:
-            self.stats.skip("download too large")
-            log.warning("bluesky %s: %s; stream skipped for this run, its cursor is unchanged", self.stream, exc)
+        yield from skip_oversized(self._walk(cursor), self.stats.skip, log, f"bluesky stream {self.stream}")
 
     def _walk(self, cursor: Cursor | None) -> Iterator[Page]:
         state = dict(cursor.state) if cursor else {}

@@ -15,7 +15,7 @@ import requests
 from connectors.base import (
     MALFORMED,
     open_json_page,
-    DownloadTooLarge,
+    skip_oversized,
     Forbidden,
     MalformedPayload,
     MissingCredential,
@@ -357,11 +357,7 @@ class XConnector:
         A body over the size or time limit ends the query for this run: it is logged, counted in
         `stats.skipped` and the cursor stays at the last stored page, so the rest of the collection goes on.
         """
-        try:
-            yield from self._walk(cursor)
-        except DownloadTooLarge as exc:
-            self.stats.skip("download too large")
-            log.warning("x %s: %s; query skipped for this run, its cursor is unchanged", self.query, exc)
+        yield from skip_oversized(self._walk(cursor), self.stats.skip, log, f"x query {self.query}")
 
     def _walk(self, cursor: Cursor | None) -> Iterator[Page]:
         state = dict(cursor.state) if cursor else {}
