@@ -48,6 +48,12 @@ class Alert:
     evidence: dict[str, Any] = field(default_factory=dict)
     fired_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @classmethod
+    def fire(cls, rule: str, subject: str, window: Window, severity: Severity, *, message: str,
+             evidence: dict[str, Any]) -> Alert:
+        """Return the firing of `rule` for `subject` in `window`, with its stable id."""
+        return cls(alert_id(rule, subject, window), rule, subject, severity, window.start, window.end, message, evidence)
+
     def as_row(self) -> dict[str, Any]:
         """Return the alert as an `alerts` row, evidence serialised to JSON text."""
         row = asdict(self)
@@ -130,13 +136,8 @@ def negative_share_alerts(
         # How far past the threshold, as a fraction of the headroom left above it.
         excess = (share - threshold) / (1 - threshold) if threshold < 1 else 1.0
         severity: Severity = "critical" if excess >= 0.4 else "warning" if excess >= 0.2 else "info"
-        alerts.append(Alert(
-            alert_id=alert_id("negative_share", brand, window),
-            rule="negative_share",
-            subject=brand,
-            severity=severity,
-            window_start=window.start,
-            window_end=window.end,
+        alerts.append(Alert.fire(
+            "negative_share", brand, window, severity,
             message=(f"{brand}: {share:.0%} of {rated} rated posts are negative "
                      f"(threshold {threshold:.0%})"),
             evidence={
@@ -208,13 +209,8 @@ def crisis_term_alerts(
         if subject == UNTRACKED or kinds.get(subject) == "competitor":
             severity = "info"
         terms_text = ", ".join(f"{t} ({n})" for t, n in sorted(term_counts.items(), key=lambda kv: -kv[1]))
-        alerts.append(Alert(
-            alert_id=alert_id("crisis_terms", subject, window),
-            rule="crisis_terms",
-            subject=subject,
-            severity=severity,
-            window_start=window.start,
-            window_end=window.end,
+        alerts.append(Alert.fire(
+            "crisis_terms", subject, window, severity,
             message=f"{subject}: {len(keys)} post(s) use crisis terms: {terms_text}",
             evidence={
                 "posts": len(keys), "terms": term_counts, "post_ids": [k[1] for k in keys][:MAX_EVIDENCE_POSTS],
@@ -263,13 +259,8 @@ def influencer_negative_alerts(con: duckdb.DuckDBPyConnection, brands: list[Bran
         named = sorted({brand for r in posts for brand in r[3]})
         severity: Severity = "critical" if account.rank <= 3 else "warning" if account.rank <= 6 else "info"
         subject = f"{account.source}:@{account.handle}"
-        alerts.append(Alert(
-            alert_id=alert_id("influencer_negative", subject, window),
-            rule="influencer_negative",
-            subject=subject,
-            severity=severity,
-            window_start=window.start,
-            window_end=window.end,
+        alerts.append(Alert.fire(
+            "influencer_negative", subject, window, severity,
             message=(f"Top-{TOP_INFLUENCERS} influencer @{account.handle} (rank {account.rank}) "
                      f"posted negatively about {', '.join(named)} ({len(posts)} post(s))"),
             evidence={
@@ -335,13 +326,8 @@ def volume_spike_alerts(
         severity: Severity = "critical" if ratio >= 2 else "warning" if ratio >= 1.25 else "info"
         if subject == ALL_POSTS:
             severity = "info" if severity != "critical" else "warning"
-        alerts.append(Alert(
-            alert_id=alert_id("volume_spike", subject, hour),
-            rule="volume_spike",
-            subject=subject,
-            severity=severity,
-            window_start=hour.start,
-            window_end=hour.end,
+        alerts.append(Alert.fire(
+            "volume_spike", subject, hour, severity,
             message=(f"{subject}: {top.count} posts in the hour from {top.start:%Y-%m-%d %H:00} UTC, "
                      f"usually {top.baseline_median:g} (robust z {top.z:.1f})"),
             evidence={
@@ -393,13 +379,8 @@ def negative_surge_alerts(
             continue
         severity: Severity = "critical" if increase >= 0.3 else "warning" if increase >= 0.2 else "info"
         recent = Window(recent_start, window.end)
-        alerts.append(Alert(
-            alert_id=alert_id("negative_surge", subject, recent),
-            rule="negative_surge",
-            subject=subject,
-            severity=severity,
-            window_start=recent.start,
-            window_end=recent.end,
+        alerts.append(Alert.fire(
+            "negative_surge", subject, recent, severity,
             message=(f"{subject}: negative share rose to {share_now:.0%} of {n_now} rated posts in the last "
                      f"{SURGE_HOURS} h, from {share_before:.0%} of {n_before} before (z {z:.1f})"),
             evidence={
