@@ -19,6 +19,20 @@ are fitted on 4,000 human judgements of influence (graph/influence_weights.json,
 count, a count like the others); `rank_all` uses the same terms and weights for the structural
 part of its buying-influence score.
 
+rank_accounts adds three audience curves when the accounts table gives the figures
+(`audience_contributions`; fitted with the weights, same file), and never goes below 0:
+
+    structural(v) = max(0, Σ_k weight_k · term_k + following_curve(following)
+                           + posting_curve(posts per day) + ratio_curve((1 + followers) / (1 + following)))
+
+Each curve is piecewise linear in the log of its input, measured from a typical judged account
+(the median one: 0 there, negative below it); an unknown input gives 0, i.e. counts as typical,
+so without an accounts table nothing changes and accounts without a profile are not pushed
+behind those with one. Judges
+preferred accounts that follow a few hundred others over broadcasters that follow nobody and
+over mass-followers, posting a few times a day over silence or flooding, and more followers
+per followed account (this curve only rises).
+
 - pagerank: weighted PageRank, influence flowing from actor to the account acted upon.
 - engaging_accounts: distinct accounts that replied to, reposted, quoted, mentioned or linked v.
 - weighted_in_degree: the decayed, kind-weighted sum of those interactions.
@@ -58,6 +72,7 @@ from resonanz.settings import GraphSettings
 
 SITE_PREFIX = "site:"
 STRUCTURAL_TERMS = ("pagerank", "brand_pagerank", "reach", "in_degree", "followers")
+AUDIENCE_TERMS = ("following", "posting_rate", "followers_per_following")
 STRUCTURAL_WEIGHTS_PATH = Path(__file__).with_name("influence_weights.json")
 # Followers are divided by at least log(1 + 100,000): where few accounts report followers, a
 # handful of them must not count as the top of the scale (no effect on the PeerIndex fit,
@@ -79,6 +94,65 @@ def load_structural_weights(path: Path = STRUCTURAL_WEIGHTS_PATH) -> dict[str, f
     if set(weights) != set(STRUCTURAL_TERMS) or any(float(weights[name]) < 0 for name in STRUCTURAL_TERMS):
         raise ModelMissingError(f"{path} must give a weight >= 0 for each of {', '.join(STRUCTURAL_TERMS)}")
     return {name: float(weights[name]) for name in STRUCTURAL_TERMS}
+
+
+@cache
+def load_audience_curves(path: Path = STRUCTURAL_WEIGHTS_PATH) -> dict[str, dict[str, np.ndarray | float]]:
+    """Return each audience curve as log-scale knots, values at the knots and a typical judged account's value."""
+    try:
+        curves = json.loads(path.read_text())["audience_curves"]
+        loaded = {name: {"log_knots": np.asarray(curves[name]["log_knots"], dtype=np.float64),
+                         "values": np.asarray(curves[name]["values"], dtype=np.float64),
+                         "typical": float(curves[name]["typical"])} for name in AUDIENCE_TERMS}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelMissingError(f"cannot read the audience curves from {path} ({error}); "
+                                "rebuild them with `python -m graph.train_influence DATA_DIR --out graph`") from error
+    for name, curve in loaded.items():
+        knots, values = curve["log_knots"], curve["values"]
+        if knots.size < 2 or knots.shape != values.shape or np.any(np.diff(knots) <= 0) or values.min() < 0:
+            raise ModelMissingError(f"{path}: the {name} curve needs increasing knots and one value >= 0 per knot")
+    return loaded
+
+
+def audience_inputs(followers: np.ndarray | None, following: np.ndarray | None,
+                    posts_per_day: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+    """Return each audience curve's input on its log scale, NaN where a figure is unknown."""
+    unknown = np.full(n, np.nan)
+
+    def logged(values: np.ndarray | None) -> np.ndarray:
+        # Negative counts are placeholders for "unknown" in some callers.
+        raw = unknown if values is None else np.asarray(values, dtype=np.float64)
+        return np.log1p(np.where(raw >= 0, raw, np.nan))
+
+    return {
+        "following": logged(following),
+        "posting_rate": logged(posts_per_day),
+        "followers_per_following": logged(followers) - logged(following),
+    }
+
+
+def audience_contributions(
+    followers: np.ndarray | None,
+    following: np.ndarray | None,
+    posts_per_day: np.ndarray | None,
+    n: int,
+    curves: dict[str, dict[str, np.ndarray | float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """Return each audience curve's value per account, to be added to the structural score.
+
+    Inputs are absolute figures from the account's profile (they mean the same in the judged
+    data and in the product, unlike engagement counts, whose time base differs); beyond the
+    outer knots a curve stays flat. Values are measured from the typical judged account, so
+    they may be negative; an unknown figure gives 0 (counted as typical).
+    """
+    chosen = load_audience_curves() if curves is None else curves
+    inputs = audience_inputs(followers, following, posts_per_day, n)
+    out = {}
+    for name in AUDIENCE_TERMS:
+        curve, x = chosen[name], inputs[name]
+        value = np.interp(np.nan_to_num(x, nan=0.0), curve["log_knots"], curve["values"])
+        out[name] = np.where(np.isnan(x), 0.0, value - curve["typical"])
+    return out
 
 
 def structural_terms(
@@ -144,7 +218,10 @@ def rank_accounts(
     node_stats = {name: values[nodes] for name, values in stats.items()}
     followers = _followers(edges, accounts)
     known_followers = None if followers is None else np.where(followers[nodes] >= 0, followers[nodes], np.nan)
-    parts = _score_parts(pagerank[nodes], node_stats, known_followers)
+    following, posts_per_day = _audience_metadata(edges, accounts)
+    audience = audience_contributions(known_followers, None if following is None else following[nodes],
+                                      None if posts_per_day is None else posts_per_day[nodes], nodes.size)
+    parts = _score_parts(pagerank[nodes], node_stats, known_followers, audience)
     score = parts["structural"] * (1 + BRAND_BOOST * parts["brand_share"] + SENTIMENT_BOOST * np.abs(parts["net_sentiment"]))
     # Node order is (source, account_id) order, so the last key breaks ties stably.
     order = np.lexsort((np.arange(nodes.size), -pagerank[nodes], -score))
@@ -165,6 +242,7 @@ def rank_accounts(
     )
     # brand_pagerank is only computed by rank_all; here its term is 0 and left out of factors.
     contribution_names = [f"contribution_{name}" for name in STRUCTURAL_TERMS if name != "brand_pagerank"]
+    contribution_names += [f"contribution_{name}" for name in AUDIENCE_TERMS]
     col.update({name: parts[name][order].tolist() for name in contribution_names})
     kind_counts = node_stats["kind_counts"][order].tolist()
     node_ids = ranked.tolist()
@@ -245,13 +323,17 @@ def _distinct_count(group: np.ndarray, member: np.ndarray, n: int) -> np.ndarray
     return np.diff(pairs.indptr).astype(np.int64)
 
 
-def _score_parts(pagerank: np.ndarray, stats: dict[str, np.ndarray], followers: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _score_parts(pagerank: np.ndarray, stats: dict[str, np.ndarray], followers: np.ndarray | None,
+                 audience: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     in_degree = stats["in_degree"]
     brand_share = np.divide(stats["brand_in_degree"], in_degree, out=np.zeros_like(in_degree), where=in_degree > 0)
     labelled = (stats["positive"] + stats["neutral"] + stats["negative"]).astype(np.float64)
     net = (stats["positive"] - stats["negative"]).astype(np.float64) / (labelled + SENTIMENT_PRIOR)
     terms = structural_terms(pagerank, stats["reach"], in_degree, followers)
     structural, contributions = structural_score(terms)
+    # Curves below the typical account may pull a weak account under 0: an influence score is not negative.
+    structural = np.maximum(structural + sum(audience.values()), 0.0)
+    contributions.update(audience)
     return {"structural": structural, "brand_share": brand_share, "net_sentiment": net,
             **{f"contribution_{name}": value for name, value in contributions.items()}}
 
@@ -278,6 +360,28 @@ def _followers(edges: EdgeList, accounts: pa.Table | None) -> np.ndarray | None:
     rows, column = found
     values = pc.fill_null(column.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
     return np.where(rows >= 0, values[np.maximum(rows, 0)], -1)
+
+
+def _audience_metadata(edges: EdgeList, accounts: pa.Table | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Return following and posts per day (post_count / account age in days, at least 1) per node, NaN if unknown."""
+    following = None
+    found = _account_rows(edges, accounts, "following_count")
+    if found is not None:
+        rows, column = found
+        values = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        following = np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan)
+    posts_per_day = None
+    counted, created = _account_rows(edges, accounts, "post_count"), _account_rows(edges, accounts, "created_at")
+    if counted is not None and created is not None and pa.types.is_timestamp(created[1].type):
+        rows, column = counted
+        posts = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        stamps = pc.cast(created[1], pa.timestamp("us", tz="UTC")).cast(pa.int64()).cast(pa.float64())
+        born = stamps.fill_null(np.nan).to_numpy(zero_copy_only=False)
+        age_days = (edges.as_of.timestamp() * 1e6 - born) / 86_400e6
+        # The same rate as the bot signals in graph.ranking: an account younger than a day counts one day.
+        rate = posts / np.maximum(age_days, 1.0)
+        posts_per_day = np.where(rows >= 0, rate[np.maximum(rows, 0)], np.nan)
+    return following, posts_per_day
 
 
 def _handles(edges: EdgeList, accounts: pa.Table | None) -> list[str | None] | None:

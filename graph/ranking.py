@@ -6,12 +6,13 @@ everything from it with scipy.sparse and numpy; see docs/influence.md for every 
 Buying influence of account v (maxima over the returned accounts; a term whose input is
 unknown everywhere is 0 for everybody and so does not change the order)::
 
-    structural(v) = 0.352 · pagerank / max + 0.15 · brand_pagerank / max
+    structural(v) = max(0, 0.352 · pagerank / max + 0.15 · brand_pagerank / max
                   + 0.146 · log(1 + engaging_accounts) / max + 0.137 · log(1 + weighted_in_degree) / max
                   + 0.215 · log(1 + followers) / max(max, log(1 + 100,000))
+                  + following, posting-rate and followers-per-following curves (graph.influence))
 
-(structural weights fitted on the PeerIndex pairs, graph/influence_weights.json; brand_pagerank's
-0.15 is set by design)
+(structural weights and curves fitted on the PeerIndex pairs, graph/influence_weights.json;
+brand_pagerank's 0.15 is set by design)
     boost(v)      = 1 + 0.4 · brand_engagement_share + 0.4 · purchase_intent_share
                       + 0.2 · |net_sentiment| + 0.2 · own_brand_share
     score(v)      = structural(v) · boost(v) · (1 − 0.75 · bot_score(v))
@@ -47,7 +48,14 @@ from graph.build import (
 )
 from graph.communities import detect_communities
 from graph.explain import engagement_sentence, reasons_sentence
-from graph.influence import SENTIMENT_PRIOR, SITE_PREFIX, _node_stats, load_structural_weights, structural_terms
+from graph.influence import (
+    SENTIMENT_PRIOR,
+    SITE_PREFIX,
+    _node_stats,
+    audience_contributions,
+    load_structural_weights,
+    structural_terms,
+)
 from graph.pagerank import weighted_pagerank
 from graph.records import (
     ArrowRows,
@@ -145,7 +153,7 @@ def rank_all(
     nodes = np.flatnonzero(eligible)
     if nodes.size == 0:
         return empty
-    parts = _buying_parts(nodes, pagerank, brand_pagerank, stats, signals, own_share, meta["followers"], bot)
+    parts = _buying_parts(nodes, pagerank, brand_pagerank, stats, signals, own_share, meta, bot)
     score = parts["score"]
     order = np.lexsort((np.arange(nodes.size), -pagerank[nodes], -score))
     ranked = nodes[order]
@@ -325,8 +333,9 @@ def _duplicate_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarr
 # ---- the score -------------------------------------------------------------------------------
 
 def _buying_parts(nodes: np.ndarray, pagerank: np.ndarray, brand_pagerank: np.ndarray, stats: dict[str, np.ndarray],
-                  signals: dict[str, np.ndarray], own_share: np.ndarray, followers: np.ndarray, bot: np.ndarray) -> dict[str, np.ndarray]:
+                  signals: dict[str, np.ndarray], own_share: np.ndarray, meta: dict[str, Any], bot: np.ndarray) -> dict[str, np.ndarray]:
     """Return every term of the buying-influence score for the returned nodes."""
+    followers = meta["followers"]
     in_degree = stats["in_degree"][nodes]
     labelled = (stats["positive"] + stats["neutral"] + stats["negative"])[nodes].astype(np.float64)
     net = (stats["positive"] - stats["negative"])[nodes].astype(np.float64) / (labelled + SENTIMENT_PRIOR)
@@ -341,13 +350,19 @@ def _buying_parts(nodes: np.ndarray, pagerank: np.ndarray, brand_pagerank: np.nd
         "abs_net_sentiment": np.abs(net),
         "own_brand_share": own_share[nodes],
     }
-    structural = sum(weights[name] * value for name, value in terms.items())
+    # The same posting rate as the bot signals: posts over account age, at least one day.
+    posts_per_day = meta["posts"][nodes] / np.maximum(meta["age_days"][nodes], 1.0)
+    audience = audience_contributions(followers[nodes], meta["following"][nodes], posts_per_day, nodes.size)
+    # Curves below a typical account may pull a weak account under 0: an influence score is not negative.
+    structural = np.maximum(sum(weights[name] * value for name, value in terms.items()) + sum(audience.values()), 0.0)
     boost = 1.0 + sum(BOOST_WEIGHTS[name] * value for name, value in boost_terms.items())
     penalty = 1.0 - BOT_PENALTY * bot[nodes]
     score = structural * boost * penalty
     # Each term's share of the score, for "top contributing factors": structural terms scaled by the
-    # boost and penalty, boost terms by the structural part and penalty.
+    # boost and penalty, boost terms by the structural part and penalty. An audience curve is a reason
+    # only by what it adds over a typical account (its value; 0 where the figure is unknown).
     contributions = {name: weights[name] * value * boost * penalty for name, value in terms.items()}
+    contributions.update({name: np.maximum(value, 0.0) * boost * penalty for name, value in audience.items()})
     contributions.update({name: BOOST_WEIGHTS[name] * value * structural * penalty for name, value in boost_terms.items()})
     return {"score": score, "structural": structural, "intent_reactions": signals["intent_reactions"][nodes],
             "leaving_reactions": signals["leaving_reactions"][nodes], "boost": boost, "penalty": penalty, "net_sentiment": net,
