@@ -30,6 +30,15 @@ WNUT_LABELS: dict[str, str] = {
 GERMEVAL_FILE = Path("ner_germeval2014_de") / "NER-de-dev.tsv"
 WNUT_TRAIN_FILE = Path("ner_wnut17_en") / "wnut17train.conll"
 WNUT_DEV_FILE = Path("ner_wnut17_en") / "emerging.dev.conll"
+# The official test files, used for training only when present in the data folder (same
+# upstream copies as the dev files; see the model cards). Neither is ever scored on: the
+# project reports on WNUT-17 dev and on the held-out part of the GermEval-2014 dev file.
+GERMEVAL_TEST_FILE = Path("ner_germeval2014_de") / "NER-de-test.tsv"
+# Copies of both test files kept in the repository (nlp/train_data/PROVENANCE.md), so that
+# `resonanz train ner` rebuilds the shipped models from any data folder that has the dev files.
+# Not package data: only training reads them.
+REPO_TRAIN_DATA = Path(__file__).resolve().parent / "train_data"
+WNUT_TEST_FILE = Path("ner_wnut17_en") / "emerging.test.annotated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +142,42 @@ def split_by_document(
 def germeval_splits(data_dir: Path, seed: int = 13) -> dict[str, list[Sentence]]:
     """Return the GermEval-2014 dev file split 70/10/20 into train / tune / heldout, by document.
 
-    Only the official dev split is available here, so the project trains on part of it and
-    reports on `heldout`, which no training step (nor model selection: that uses `tune`) sees.
+    The project reports on `heldout`, which no training step (nor model selection: that uses
+    `tune`) sees. When the official test file is in the data folder, its sentences join
+    `train`, except those from a source page that also has a sentence in tune or heldout
+    (17 of 5,100), so no page is both trained on and scored.
     """
     test, tune, train = split_by_document(read_germeval(data_dir / GERMEVAL_FILE), (0.20, 0.10), seed)
+    if (extra := extra_file(data_dir, GERMEVAL_TEST_FILE)) is not None:
+        scored_docs = {s.doc_id for s in tune + test}
+        train += [s for s in read_germeval(extra) if s.doc_id not in scored_docs]
     return {"train": train, "tune": tune, "heldout": test}
 
 
 def wnut_splits(data_dir: Path, seed: int = 13) -> dict[str, list[Sentence]]:
-    """Return WNUT-17 train (90%) / tune (10%, model selection) and the official dev set."""
+    """Return WNUT-17 train (90%, plus the annotated test set when present) / tune (10%) / official dev.
+
+    The test set (Twitter, Reddit, YouTube, StackExchange, like dev) is only trained on; the
+    tune part, which picks the checkpoint, stays drawn from the train file, and dev is only scored.
+    """
     tune, train = split_by_document(read_wnut(data_dir / WNUT_TRAIN_FILE), (0.10,), seed)
+    if (extra := extra_file(data_dir, WNUT_TEST_FILE)) is not None:
+        train += read_wnut(extra)
     return {"train": train, "tune": tune, "heldout": read_wnut(data_dir / WNUT_DEV_FILE)}
+
+
+def extra_file(data_dir: Path, relative: Path) -> Path | None:
+    """Return an optional training file from the data folder, else the repository's copy, else None."""
+    for candidate in (data_dir / relative, REPO_TRAIN_DATA / relative):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_extra_data(data_dir: Path, lang: str) -> list[Path]:
+    """Return the optional training sources for `lang` found neither in `data_dir` nor in the repository."""
+    wanted = GERMEVAL_TEST_FILE if lang == "de" else WNUT_TEST_FILE
+    return [] if extra_file(data_dir, wanted) is not None else [wanted]
 
 
 def score_spans(gold: list[set], pred: list[set]) -> dict[str, float]:

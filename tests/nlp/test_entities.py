@@ -78,6 +78,19 @@ def test_handles_links_and_retweet_markers_are_not_names(extractor: EntityExtrac
                 assert "@" not in entity.text and "http" not in entity.text and not entity.text.startswith("RT")
 
 
+def test_spans_without_a_letter_are_not_names(extractor: EntityExtractor) -> None:
+    import spacy
+    from spacy.tokens import Span
+
+    from nlp.entities import _is_name_like
+
+    doc = spacy.blank("de")("Kurt -.- € 2600 A4")
+    assert [_is_name_like(Span(doc, i, i + 1, label="ORG")) for i in range(len(doc))] == [True, False, False, False, True]
+    # A real UMSAB German tweet (tests/fixtures/nlp/sentiment_de_umsab_test_300.tsv).
+    (spans,) = extractor.extract(["Nein Jasmin neinnnn Kurt fuck off -.- #gzsz"], "de")
+    assert all(any(ch.isalpha() for ch in e.text) for e in spans)
+
+
 def test_german_ruler_keeps_short_caps_case_sensitive(extractor: EntityExtractor) -> None:
     (spans,) = extractor.extract(["Die DB und der ICE, aber nicht db oder ice"], "de")
     assert [e.text for e in spans if e.label == "BRAND"] == ["DB", "ICE"]

@@ -13,8 +13,8 @@ NER_FIXTURES = Path(__file__).parents[1] / "fixtures" / "nlp" / "ner"
 
 # A little under what the shipped models score on these exact slices (model cards give the
 # full-split numbers); a retrained model that drops below these has regressed.
-EN_FLOOR = 0.30  # measured 0.327 on the 250-post WNUT-17 dev slice (0.355 on all 1,009)
-DE_FLOOR = 0.48  # measured 0.514 on the 150-sentence GermEval-2014 held-out slice (0.503 on all 440)
+EN_FLOOR = 0.34  # measured 0.371 on the 250-post WNUT-17 dev slice (0.399 on all 1,009)
+DE_FLOOR = 0.58  # measured 0.629 on the 150-sentence GermEval-2014 held-out slice (0.626 on all 440)
 
 
 @pytest.fixture(scope="module")

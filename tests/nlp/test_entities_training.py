@@ -9,7 +9,8 @@ import pytest
 
 import nlp.train_ner as train_ner
 from nlp.entities import EntityExtractor, artefact_digest
-from nlp.ner_data import GERMEVAL_FILE
+import nlp.ner_data as ner_data
+from nlp.ner_data import GERMEVAL_FILE, GERMEVAL_TEST_FILE, extra_file, germeval_splits, missing_extra_data
 
 SLICE = Path(__file__).parents[1] / "fixtures" / "nlp" / "ner" / "ner_de_germeval2014_heldout_150.tsv"
 
@@ -39,3 +40,25 @@ def test_training_says_when_data_is_missing(tmp_path: Path, capsys: pytest.Captu
     assert train_ner.main([str(tmp_path), "--lang", "all", "--out", str(tmp_path / "out")]) == 2
     assert "not found" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+
+
+def test_repository_copies_of_the_test_files_are_found(tmp_path: Path) -> None:
+    assert missing_extra_data(tmp_path, "de") == [] and missing_extra_data(tmp_path, "en") == []
+    assert extra_file(tmp_path, GERMEVAL_TEST_FILE) == ner_data.REPO_TRAIN_DATA / GERMEVAL_TEST_FILE
+
+
+def test_official_test_file_joins_training_but_never_a_scored_page(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ner_data, "REPO_TRAIN_DATA", tmp_path / "no-repo-copy")  # only the data folder counts
+    before = germeval_splits(data_dir, seed=13)
+    assert missing_extra_data(data_dir, "de") == [GERMEVAL_TEST_FILE]
+    # The real slice stands in for the test file too, so every page of it is also in the dev
+    # file: pages in tune/heldout must be left out, the training part's pages come in again.
+    shutil.copy(SLICE, data_dir / GERMEVAL_TEST_FILE)
+    after = germeval_splits(data_dir, seed=13)
+    assert missing_extra_data(data_dir, "de") == []
+    assert after["tune"] == before["tune"] and after["heldout"] == before["heldout"]
+    scored = {s.doc_id for s in after["tune"] + after["heldout"]}
+    assert not scored & {s.doc_id for s in after["train"]}
+    assert len(after["train"]) == 2 * len(before["train"])
