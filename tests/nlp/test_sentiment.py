@@ -21,9 +21,9 @@ from nlp.sentiment import (
 
 # A little under what the shipped model (e5 head blended with the n-gram model) scores on these
 # exact 300-tweet slices (MODEL_CARD.md), so a regression in either head, the embedder or the
-# text normalisation fails CI. The e5 head alone scores 0.711 / 0.637.
+# text normalisation fails CI. The e5 head alone scores 0.711 / 0.637; the previous release 0.724 / 0.661.
 EN_MACRO_RECALL_FLOOR = 0.70  # measured 0.724
-DE_MACRO_F1_FLOOR = 0.63  # measured 0.661
+DE_MACRO_F1_FLOOR = 0.66  # measured 0.679 (German n-gram model: NB-LR since this release)
 
 
 @pytest.fixture(scope="module")
