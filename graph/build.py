@@ -233,6 +233,11 @@ class AccountMerge:
         return bool(self.node_of.size) and int(self.node_of.max()) + 1 < self.node_of.size
 
 
+def node_keys(edges: EdgeList) -> pa.Array:
+    """Return each node's "source<US>account_id" key, the form other tables are matched on."""
+    return pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)], pa.string())
+
+
 def merge_accounts(edges: EdgeList, identities: pa.Table | None) -> tuple[EdgeList, AccountMerge]:
     """Return the edge list with the accounts of one person as one node, and how they were merged.
 
@@ -247,9 +252,8 @@ def merge_accounts(edges: EdgeList, identities: pa.Table | None) -> tuple[EdgeLi
         return edges, AccountMerge(identity, edges.node_source, edges.node_account, person)
     _require_columns(identities, ("source", "account_id", "person_id"), "identities")
     links = identities.select(["source", "account_id", "person_id"]).drop_null()
-    node_keys = pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)], pa.string())
     link_keys = pc.binary_join_element_wise(links["source"].cast(pa.string()), links["account_id"].cast(pa.string()), KEY_SEPARATOR)
-    row = pc.index_in(node_keys, value_set=link_keys)
+    row = pc.index_in(node_keys(edges), value_set=link_keys)
     found = pc.is_valid(row).to_numpy(zero_copy_only=False)
     if not found.any():
         return edges, AccountMerge(identity, edges.node_source, edges.node_account, person)

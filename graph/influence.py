@@ -56,6 +56,7 @@ import json
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -63,7 +64,7 @@ import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from connectors.records import INTERACTION_KINDS
-from graph.build import KEY_SEPARATOR, EdgeList, build_edges
+from graph.build import KEY_SEPARATOR, EdgeList, build_edges, node_keys
 from graph.explain import explain
 from graph.pagerank import weighted_pagerank
 from graph.records import InfluenceScore
@@ -216,18 +217,18 @@ def rank_accounts(
     if nodes.size == 0:
         return []
     node_stats = {name: values[nodes] for name, values in stats.items()}
-    followers = _followers(edges, accounts)
-    known_followers = None if followers is None else np.where(followers[nodes] >= 0, followers[nodes], np.nan)
-    following, posts_per_day = _audience_metadata(edges, accounts)
-    audience = audience_contributions(known_followers, None if following is None else following[nodes],
-                                      None if posts_per_day is None else posts_per_day[nodes], nodes.size)
+    meta = account_columns(edges, accounts)
+    # -1 marks an unknown follower count in the records; NaN counts as 0 in the score.
+    followers = np.where(np.isnan(meta["followers"]), -1, meta["followers"]).astype(np.int64)
+    known_followers = np.where(followers[nodes] >= 0, followers[nodes], np.nan)
+    audience = audience_contributions(known_followers, meta["following"][nodes], meta["posts_per_day"][nodes], nodes.size)
     parts = _score_parts(pagerank[nodes], node_stats, known_followers, audience)
     score = parts["structural"] * (1 + BRAND_BOOST * parts["brand_share"] + SENTIMENT_BOOST * np.abs(parts["net_sentiment"]))
     # Node order is (source, account_id) order, so the last key breaks ties stably.
     order = np.lexsort((np.arange(nodes.size), -pagerank[nodes], -score))
     pagerank_rank = np.empty(nodes.size, dtype=np.int64)
     pagerank_rank[np.lexsort((np.arange(nodes.size), -pagerank[nodes]))] = np.arange(1, nodes.size + 1)
-    handles = _handles(edges, accounts)
+    handles = meta["handles"]
 
     # Plain lists in rank order: indexing numpy scalars one by one would dominate the loop.
     ranked = nodes[order]
@@ -238,7 +239,7 @@ def rank_accounts(
         pagerank_rank=pagerank_rank[order].tolist(),
         brand_share=parts["brand_share"][order].tolist(),
         net_sentiment=parts["net_sentiment"][order].tolist(),
-        followers=followers[ranked].tolist() if followers is not None else [-1] * nodes.size,
+        followers=followers[ranked].tolist(),
     )
     # brand_pagerank is only computed by rank_all; here its term is 0 and left out of factors.
     contribution_names = [f"contribution_{name}" for name in STRUCTURAL_TERMS if name != "brand_pagerank"]
@@ -343,51 +344,33 @@ def _scaled(values: np.ndarray) -> np.ndarray:
     return values / top if top > 0 else np.zeros_like(values)
 
 
-def _account_rows(edges: EdgeList, accounts: pa.Table | None, column: str) -> tuple[np.ndarray, pa.ChunkedArray] | None:
-    """Return (row in `accounts` per node or -1, the column) for an optional accounts table."""
-    if accounts is None or accounts.num_rows == 0 or column not in accounts.column_names:
-        return None
-    node_keys = pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)])
-    account_keys = pc.binary_join_element_wise(accounts["source"], accounts["account_id"].cast(pa.string()), KEY_SEPARATOR)
-    rows = pc.fill_null(pc.index_in(node_keys, value_set=account_keys), -1).to_numpy(zero_copy_only=False)
-    return rows.astype(np.int64), accounts[column]
+def account_columns(edges: EdgeList, accounts: pa.Table | None) -> dict[str, Any]:
+    """Return per-node profile figures from the optional accounts table (NaN / None where unknown).
 
-
-def _followers(edges: EdgeList, accounts: pa.Table | None) -> np.ndarray | None:
-    found = _account_rows(edges, accounts, "followers_count")
-    if found is None:
-        return None
-    rows, column = found
-    values = pc.fill_null(column.cast(pa.int64()), -1).to_numpy(zero_copy_only=False)
-    return np.where(rows >= 0, values[np.maximum(rows, 0)], -1)
-
-
-def _audience_metadata(edges: EdgeList, accounts: pa.Table | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Return following and posts per day (post_count / account age in days, at least 1) per node, NaN if unknown."""
-    following = None
-    found = _account_rows(edges, accounts, "following_count")
-    if found is not None:
-        rows, column = found
-        values = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        following = np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan)
-    posts_per_day = None
-    counted, created = _account_rows(edges, accounts, "post_count"), _account_rows(edges, accounts, "created_at")
-    if counted is not None and created is not None and pa.types.is_timestamp(created[1].type):
-        rows, column = counted
-        posts = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        stamps = pc.cast(created[1], pa.timestamp("us", tz="UTC")).cast(pa.int64()).cast(pa.float64())
-        born = stamps.fill_null(np.nan).to_numpy(zero_copy_only=False)
-        age_days = (edges.as_of.timestamp() * 1e6 - born) / 86_400e6
-        # The same rate as the bot signals in graph.ranking: an account younger than a day counts one day.
-        rate = posts / np.maximum(age_days, 1.0)
-        posts_per_day = np.where(rows >= 0, rate[np.maximum(rows, 0)], np.nan)
-    return following, posts_per_day
-
-
-def _handles(edges: EdgeList, accounts: pa.Table | None) -> list[str | None] | None:
-    found = _account_rows(edges, accounts, "handle")
-    if found is None:
-        return None
-    rows, column = found
-    values = column.to_pylist()
-    return [values[row] if row >= 0 else None for row in rows.tolist()]
+    followers, following, posts and age_days as float arrays; posts_per_day = posts / age in days,
+    an account younger than a day counting one day (the bot signals and the posting curve both use
+    it); handles as a list, or None without a handle column.
+    """
+    n = edges.n_nodes
+    meta: dict[str, Any] = {name: np.full(n, np.nan) for name in ("followers", "following", "posts", "age_days")}
+    meta["handles"] = None
+    if accounts is not None and accounts.num_rows > 0:
+        keys = pc.binary_join_element_wise(accounts["source"], accounts["account_id"].cast(pa.string()), KEY_SEPARATOR)
+        rows = pc.index_in(node_keys(edges), value_set=keys)
+        found = pc.is_valid(rows).to_numpy(zero_copy_only=False)
+        at = rows.to_numpy(zero_copy_only=False)[found].astype(np.int64)
+        for name, column in (("followers", "followers_count"), ("following", "following_count"), ("posts", "post_count")):
+            if column in accounts.column_names:
+                values = accounts[column].cast(pa.float64()).to_numpy(zero_copy_only=False)
+                meta[name][found] = values[at]
+        if "created_at" in accounts.column_names and pa.types.is_timestamp(accounts["created_at"].type):
+            created = pc.cast(accounts["created_at"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+            as_of_us = (edges.as_of.timestamp()) * 1e6
+            meta["age_days"][found] = (as_of_us - created[at]) / 86_400e6
+        if "handle" in accounts.column_names:
+            handles = accounts["handle"].to_pylist()
+            positions = np.full(n, -1, dtype=np.int64)
+            positions[found] = at
+            meta["handles"] = [handles[p] if p >= 0 else None for p in positions.tolist()]
+    meta["posts_per_day"] = meta["posts"] / np.maximum(meta["age_days"], 1.0)
+    return meta

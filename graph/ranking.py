@@ -45,6 +45,7 @@ from graph.build import (
     EdgeList,
     build_edges,
     merge_accounts,
+    node_keys,
 )
 from graph.communities import detect_communities
 from graph.explain import engagement_sentence, reasons_sentence
@@ -52,6 +53,7 @@ from graph.influence import (
     SENTIMENT_PRIOR,
     SITE_PREFIX,
     _node_stats,
+    account_columns,
     audience_contributions,
     load_structural_weights,
     structural_terms,
@@ -145,7 +147,7 @@ def rank_all(
     stats = step("node_stats", lambda: _node_stats(edges))
     signals = step("reaction_signals", lambda: _reaction_signals(interactions, edges, post_signals, brand_edge))
     own_share = step("own_brand_share", lambda: _own_brand_share(edges, post_signals))
-    meta = _account_columns(edges, accounts)
+    meta = account_columns(edges, accounts)
     bots = step("bots", lambda: _bot_signals(edges, meta, post_signals))
     bot = bot_score(bots)
 
@@ -240,10 +242,6 @@ def _reaction_signals(interactions: pa.Table, edges: EdgeList, post_signals: pa.
     }
 
 
-def _node_keys(edges: EdgeList) -> pa.Array:
-    return pa.array([f"{s}{KEY_SEPARATOR}{a}" for s, a in zip(edges.node_source, edges.node_account)], pa.string())
-
-
 def _own_brand_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarray:
     """Return the share of each node's own analysed posts that concern a tracked brand."""
     share = np.zeros(edges.n_nodes)
@@ -251,7 +249,7 @@ def _own_brand_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarr
         return share
     signals = post_signals.filter(pc.is_valid(post_signals["author_id"]))
     keys = pc.binary_join_element_wise(signals["source"], signals["author_id"].cast(pa.string()), KEY_SEPARATOR)
-    node = pc.index_in(keys, value_set=_node_keys(edges))
+    node = pc.index_in(keys, value_set=node_keys(edges))
     found = pc.is_valid(node).to_numpy(zero_copy_only=False)
     node_np = node.to_numpy(zero_copy_only=False)[found].astype(np.int64)
     brand = pc.fill_null(signals["brand_related"].cast(pa.bool_()), False).to_numpy(zero_copy_only=False)[found]
@@ -263,42 +261,14 @@ def _own_brand_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarr
 
 # ---- account metadata and bots ---------------------------------------------------------------
 
-def _account_columns(edges: EdgeList, accounts: pa.Table | None) -> dict[str, Any]:
-    """Return per-node metadata from the optional accounts table (NaN / None where unknown)."""
-    n = edges.n_nodes
-    meta: dict[str, Any] = {name: np.full(n, np.nan) for name in ("followers", "following", "posts", "age_days")}
-    meta["handles"] = None
-    if accounts is None or accounts.num_rows == 0:
-        return meta
-    keys = pc.binary_join_element_wise(accounts["source"], accounts["account_id"].cast(pa.string()), KEY_SEPARATOR)
-    rows = pc.index_in(_node_keys(edges), value_set=keys)
-    found = pc.is_valid(rows).to_numpy(zero_copy_only=False)
-    at = rows.to_numpy(zero_copy_only=False)[found].astype(np.int64)
-    for name, column in (("followers", "followers_count"), ("following", "following_count"), ("posts", "post_count")):
-        if column in accounts.column_names:
-            values = accounts[column].cast(pa.float64()).to_numpy(zero_copy_only=False)
-            meta[name][found] = values[at]
-    if "created_at" in accounts.column_names and pa.types.is_timestamp(accounts["created_at"].type):
-        created = pc.cast(accounts["created_at"], pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
-        as_of_us = (edges.as_of.timestamp()) * 1e6
-        meta["age_days"][found] = (as_of_us - created[at]) / 86_400e6
-    if "handle" in accounts.column_names:
-        handles = accounts["handle"].to_pylist()
-        positions = np.full(n, -1, dtype=np.int64)
-        positions[found] = at
-        meta["handles"] = [handles[p] if p >= 0 else None for p in positions.tolist()]
-    return meta
-
-
 def _bot_signals(edges: EdgeList, meta: dict[str, Any], post_signals: pa.Table | None) -> dict[str, np.ndarray]:
     n = edges.n_nodes
     # Burstiness and, failing account metadata, posting rate come from the account's own actions.
     micros = edges.created_us if edges.created_us is not None else np.full(edges.src.size, np.nan)
     burst, _ = burstiness(edges.src, micros, n)
-    rate = meta["posts"] / np.maximum(meta["age_days"], 1.0)
     return bot_signals(
         age_days=meta["age_days"],
-        posts_per_day=rate,
+        posts_per_day=meta["posts_per_day"],
         duplicate_share=_duplicate_share(edges, post_signals),
         followers=meta["followers"],
         following=meta["following"],
@@ -321,7 +291,7 @@ def _duplicate_share(edges: EdgeList, post_signals: pa.Table | None) -> np.ndarr
                            "posts": counted["count_all"], "dups": duplicated}).group_by(["source", "author_id"]).aggregate(
         [("posts", "sum"), ("dups", "sum")])
     keys = pc.binary_join_element_wise(per_author["source"], per_author["author_id"].cast(pa.string()), KEY_SEPARATOR)
-    node = pc.index_in(keys, value_set=_node_keys(edges))
+    node = pc.index_in(keys, value_set=node_keys(edges))
     found = pc.is_valid(node).to_numpy(zero_copy_only=False)
     at = node.to_numpy(zero_copy_only=False)[found].astype(np.int64)
     total = per_author["posts_sum"].to_numpy().astype(np.float64)[found]
@@ -350,9 +320,7 @@ def _buying_parts(nodes: np.ndarray, pagerank: np.ndarray, brand_pagerank: np.nd
         "abs_net_sentiment": np.abs(net),
         "own_brand_share": own_share[nodes],
     }
-    # The same posting rate as the bot signals: posts over account age, at least one day.
-    posts_per_day = meta["posts"][nodes] / np.maximum(meta["age_days"][nodes], 1.0)
-    audience = audience_contributions(followers[nodes], meta["following"][nodes], posts_per_day, nodes.size)
+    audience = audience_contributions(followers[nodes], meta["following"][nodes], meta["posts_per_day"][nodes], nodes.size)
     # Curves below a typical account may pull a weak account under 0: an influence score is not negative.
     structural = np.maximum(sum(weights[name] * value for name, value in terms.items()) + sum(audience.values()), 0.0)
     boost = 1.0 + sum(BOOST_WEIGHTS[name] * value for name, value in boost_terms.items())
