@@ -12,8 +12,8 @@ audience curves of `graph.influence.audience_contributions` (following, posts pe
 followers per followed account; piecewise linear in the log of the input, knots at the
 quartiles of the judged accounts), and P(A judged more influential than B) =
 σ(structural_A − structural_B), fitted in two stages: the four term weights alone (≥ 0, so
-the score can only rise with each engagement count; `rank_all`, which has no curves yet, keeps
-using them), then the curves on top of that fixed linear score with one free factor for it
+the score can only rise with each engagement count; fitted alone, so they stay the weights that
+did best on Higgs, where accounts have no profile figures), then the curves on top of that fixed linear score with one free factor for it
 (the followers-per-following curve may only rise; the following and posting curves may rise
 and fall). Everything is then divided by one number so that the weights sum to
 1 − BRAND_PAGERANK_WEIGHT: the pairs say nothing about brands, so the
@@ -175,8 +175,8 @@ def curve_model(features: dict[str, np.ndarray]) -> CurveModel:
 def fit_curves(model: CurveModel, pairs: PeerIndexPairs, mask: np.ndarray) -> np.ndarray:
     """Return the coefficients of the model with curves fitted on the masked pairs, in two stages.
 
-    First the four term weights alone (as before the curves, so `rank_all`, which has no curves
-    yet, keeps the weights that did best on Higgs); then the curves on top of that fixed linear
+    First the four term weights alone (as before the curves: the weights that did best on Higgs,
+    where the curves add nothing); then the curves on top of that fixed linear
     score, with one free factor for it. The result is laid out like `model.columns`.
     """
     n_terms = len(FITTED_TERMS)
