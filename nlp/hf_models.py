@@ -78,6 +78,7 @@ class HFModelConfig(Protocol):
     sentiment_cache_entries: int
     sentiment_languages: Sequence[str]
     sentiment_labels: Mapping[str, str]
+    ner_engine: str
     ner_model_en: str
     ner_model_de: str
     ner_labels: Mapping[str, str]

@@ -52,16 +52,17 @@ class Enricher:
         sentiment: SentimentModel | HFSequenceClassifier | None = None,
         entity_models: Mapping[str, HFTokenClassifier] | None = None,
         intent: IntentModel | HFSequenceClassifier | None = None,
+        ner_engine: str = "e5",
     ) -> None:
         """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
 
         `entity_models` maps a language ("en", "de") to the token classifier used for it; other
-        languages keep the bundled extractor.
+        languages keep the bundled extractor, whose engine `ner_engine` picks ("e5" or "spacy").
         """
         self._brands = list(brands)
         self._language = LanguageDetector()
-        self._sentiment = sentiment if sentiment is not None else SentimentModel()
-        bundled_entities = EntityExtractor(self._brands)
+        self._sentiment = sentiment if sentiment is not None else build_sentiment_model()
+        bundled_entities = EntityExtractor(self._brands, engine=ner_engine)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
         self._intent = intent if intent is not None else IntentModel()
         # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".
@@ -242,4 +243,4 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
                     path, labels=config.ner_labels, aggregation_strategy=config.ner_aggregation
                 )
             entity_models[lang] = token_models[path]
-    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent)
+    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, ner_engine=config.ner_engine)

@@ -251,7 +251,7 @@ def evaluate_extractor(models_dir: Path, sentences: list[Sentence], lang: str) -
     """Score the product's extractor (no brands) on raw text, as nlp.entities runs it."""
     from nlp.entities import EntityExtractor
 
-    found = EntityExtractor([], models_dir=models_dir).extract([s.text for s in sentences], lang)
+    found = EntityExtractor([], models_dir=models_dir, engine="spacy").extract([s.text for s in sentences], lang)
     pred = [{(e.start_char, e.end_char, e.label) for e in spans} for spans in found]
     return score_spans([s.char_spans() for s in sentences], pred)
 

