@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp.e5_shared import SHARED_LAYERS, SharedEntityHeads, post_pieces
 from nlp.e5_torch import (
-    MAX_TOKENS,
     AdaptedEncoder,
     load_adapter_file,
     mean_pool,
@@ -32,23 +32,34 @@ from nlp.sentiment import (
     label_texts,
     softmax,
 )
-from nlp.text import for_sentiment
 
 FINETUNED_PATH = LEXICAL_PATH.with_name("sentiment_e5ft.npz")
 MODEL_NAME = "e5-finetuned-sentiment"
-PREFIX = "passage: "  # e5's prefix for text that is not a search query
 BATCH_SIZE = 64
 
 
-def pooled_logits(model: AdaptedEncoder, texts: list[str]) -> np.ndarray:
-    """Return the head's logits (n, 3) on the mean-pooled states of tweet-normalised texts, batched by length."""
-    pieces = [model.tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
-    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+def pooled_logits(
+    model: AdaptedEncoder, texts: list[str], heads: SharedEntityHeads | None = None, lang: str = ""
+) -> np.ndarray:
+    """Return the head's logits (n, 3) on the mean-pooled states of tweet-normalised texts, batched by length.
+
+    With `heads` that have a model for `lang`, the same pass also hands each batch's layer
+    states to them (the shared-pass entity engine, nlp.e5_shared).
+    """
+    encoded = [post_pieces(model.tokenizer, t) for t in texts]
+    observe = heads is not None and heads.wants(lang)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     out = np.zeros((len(texts), model.head_weight.shape[0]), dtype=np.float32)
     for start in range(0, len(order), BATCH_SIZE):
         rows = order[start : start + BATCH_SIZE]
-        ids, mask = pad_batch(model.tokenizer, [pieces[i] for i in rows])
-        out[rows] = model.head(mean_pool(model.encoder(ids, mask), mask)).detach().numpy()
+        ids, mask = pad_batch(model.tokenizer, [encoded[i][0] for i in rows])
+        if observe:
+            states = model.encoder.layer_states(ids, mask, SHARED_LAYERS)
+            heads.observe(lang, [texts[i] for i in rows], [encoded[i][1] for i in rows], require_torch().cat(states, -1), mask)
+            last = states[-1]
+        else:
+            last = model.encoder(ids, mask)
+        out[rows] = model.head(mean_pool(last, mask)).detach().numpy()
     return out
 
 
@@ -57,8 +68,12 @@ class FineTunedSentimentModel:
 
     model_name = MODEL_NAME
 
-    def __init__(self, path: Path = FINETUNED_PATH, lexical_path: Path = LEXICAL_PATH) -> None:
+    def __init__(
+        self, path: Path = FINETUNED_PATH, lexical_path: Path = LEXICAL_PATH, entity_heads: SharedEntityHeads | None = None
+    ) -> None:
+        """`entity_heads`, if given, tag entities from the same encoder pass (ner_engine = "shared")."""
         self.path, self.lexical_path = path, lexical_path
+        self.entity_heads = entity_heads
         self._loaded: tuple[AdaptedEncoder, LexicalHead] | None = None
 
     @cached_property
@@ -79,12 +94,17 @@ class FineTunedSentimentModel:
         model, lexical = self._load()
         i = self.languages.index(lang)
         with require_torch().inference_mode():
-            logits = pooled_logits(model, texts)
+            logits = pooled_logits(model, texts, self.entity_heads, lang)
         calibration = model.fields
         e5_log = np.log(np.clip(softmax(logits / calibration["temperature"][i]), 1e-12, 1.0))
         weight = float(calibration["lexical_weight"][i])
         mixed = (1 - weight) * e5_log + weight * lexical.log_probabilities(texts, lang)
         return softmax(mixed / calibration["blend_temperature"][i])
+
+    def encode_for_entities(self, texts: list[str], lang: str) -> None:
+        """Run the encoder over texts the entity heads have not seen (sentiment skipped them)."""
+        with require_torch().inference_mode():
+            pooled_logits(self._load()[0], texts, self.entity_heads, lang)
 
     def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
         """Return one result per text in `lang` (None where the text is too short to judge)."""

@@ -138,6 +138,9 @@ class Tokenizer:
         self.bos, self.eos, self.pad, self.unk = cfg["bos"], cfg["eos"], cfg["pad"], cfg["unk"]
         self._unk_score = float(image.scores.min()) - 10.0
         self._meta = self._ids[META]
+        # Characters of the input each piece covers (▁ covers none; the unknown piece one), for offsets.
+        self._lengths = [len(piece) - piece.startswith(META) for piece in image.pieces]
+        self._lengths[self.unk] = 1
         self._cache: dict[str, list[int]] = {}
 
     def encode(self, text: str) -> list[int]:
@@ -159,6 +162,10 @@ class Tokenizer:
             elif i == len(segments) - 1:
                 ids.append(self._meta)
         return ids
+
+    def piece_lengths(self, ids: list[int]) -> list[int]:
+        """Return how many input characters each piece of an `encode` result covers (▁ not counted)."""
+        return [self._lengths[i] for i in ids]
 
     def _word(self, word: str) -> list[int]:
         cached = self._cache.get(word)
@@ -260,13 +267,20 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
 
         def forward(self, ids: Any, mask: Any) -> Any:
             """Return the last hidden states (batch, length, 384) for padded `ids` and 0/1 `mask`."""
+            return self.layer_states(ids, mask, (len(self.layers),))[0]
+
+        def layer_states(self, ids: Any, mask: Any, wanted: tuple[int, ...]) -> list[Any]:
+            """Return the hidden states after each layer in `wanted` (1-based, ascending) in one pass."""
             flat = ids.reshape(-1).numpy()
             words = torch.from_numpy(dequantize(self.word_blocks[flat].tobytes(), len(flat), hidden)).view(*ids.shape, hidden)
             x = functional.layer_norm(words + self.positions[: ids.shape[1]] + self.token_type, (hidden,), self.ln_w, self.ln_b, eps)
             attention = (1.0 - mask[:, None, None, :].to(x.dtype)) * -1e9  # padding is never attended
-            for layer in self.layers:
+            states = []
+            for number, layer in enumerate(self.layers[: max(wanted)], start=1):
                 x = layer(x, attention)
-            return x
+                if number in wanted:
+                    states.append(x)
+            return states
 
         def merge_adapters(self) -> None:
             for module in self.modules():

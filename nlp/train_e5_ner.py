@@ -71,12 +71,33 @@ def encode(tokenizer: Tokenizer, sentence: Sentence, tag_ids: dict[str, int]) ->
     return pieces, targets
 
 
-def tune_f1(models_dir: Path, lang: str, sentences: list[Sentence]) -> dict[str, float]:
-    """Score the saved adapter the way the product runs it (raw text through EntityExtractor)."""
+def tune_f1(models_dir: Path, lang: str, sentences: list[Sentence], engine: str = "e5") -> dict[str, float]:
+    """Score the saved model the way the product runs it (raw text through EntityExtractor)."""
     from nlp.entities import EntityExtractor
 
-    found = EntityExtractor([], models_dir=models_dir, engine="e5").extract([s.text for s in sentences], lang)
+    found = EntityExtractor([], models_dir=models_dir, engine=engine).extract([s.text for s in sentences], lang)
     return score_spans([s.char_spans() for s in sentences], [{(e.start_char, e.end_char, e.label) for e in f} for f in found])
+
+
+class BestEpoch:
+    """Score each epoch's saved file on the tune split through the product; copy the best to `target`.
+
+    What is chosen is what ships: the file is read back through the product's own loading path,
+    from a scratch models folder.
+    """
+
+    def __init__(self, prog: str, lang: str, engine: str, tune: list[Sentence], target: Path) -> None:
+        self.prog, self.lang, self.engine, self.tune, self.target = prog, lang, engine, tune, target
+        self.best, self.history, self.started = -1.0, [], time.perf_counter()
+
+    def score(self, models_dir: Path, saved: Path, epoch: int, epochs: int) -> None:
+        """Score the file `saved` (inside `models_dir`) after `epoch` of `epochs`."""
+        f1 = tune_f1(models_dir, self.lang, self.tune, self.engine)["micro_f1"]
+        self.history.append({"epoch": epoch, "tune_f1": round(f1, 4), "seconds": round(time.perf_counter() - self.started)})
+        print(f"{self.prog}: {self.lang} epoch {epoch}/{epochs} tune F1 {f1:.4f}", flush=True)
+        if f1 > self.best:
+            self.best = f1
+            shutil.copyfile(saved, self.target)
 
 
 def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: int | None = None) -> dict[str, Any]:
@@ -100,7 +121,8 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"resonanz-e5-ner-{lang}-"))
     adapter_path(scratch, lang).parent.mkdir()
-    started, best, history = time.perf_counter(), -1.0, []
+    started = time.perf_counter()
+    keeper = BestEpoch("nlp.train_e5_ner", lang, "e5", splits["tune"], target)
     for epoch in range(n_epochs):
         encoder.train()
         for indices in length_batches([len(pieces) for pieces, _ in rows], BATCH, rng):
@@ -111,22 +133,15 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
                 gold[i, 1 : len(targets) + 1] = torch.tensor(targets, dtype=torch.long)
             logits = head(encoder(ids, mask))
             training.step(torch.nn.functional.cross_entropy(logits.view(-1, len(tags)), gold.view(-1), ignore_index=IGNORE))
-        # Score through the product's own loading path, from a scratch models folder: what is
-        # chosen is what ships.
         save_adapter_file(adapter_path(scratch, lang), encoder, head, RANK, ALPHA, outputs={"tags": np.array(tags)})
-        scores = tune_f1(scratch, lang, splits["tune"])
-        history.append({"epoch": epoch + 1, "tune_f1": round(scores["micro_f1"], 4), "seconds": round(time.perf_counter() - started)})
-        print(f"nlp.train_e5_ner: {lang} epoch {epoch + 1}/{n_epochs} tune F1 {scores['micro_f1']:.4f}", flush=True)
-        if scores["micro_f1"] > best:
-            best = scores["micro_f1"]
-            shutil.copyfile(adapter_path(scratch, lang), target)
+        keeper.score(scratch, adapter_path(scratch, lang), epoch + 1, n_epochs)
     heldout = tune_f1(out_dir, lang, splits["heldout"])
     metrics = {
         "lang": lang,
         "seed": seed,
         "rows": {name: len(part) for name, part in splits.items()},
         "optional_training_data_missing": [str(p) for p in missing],
-        "epochs": history,
+        "epochs": keeper.history,
         "heldout": {k: round(v, 4) for k, v in heldout.items()},
         "train_seconds": round(time.perf_counter() - started, 1),
         "model_version": file_digest(target),
@@ -137,8 +152,10 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
     return metrics
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nlp.train_e5_ner", description=__doc__.splitlines()[0])
+def parse_ner_arguments(prog: str, description: str, argv: list[str] | None) -> tuple[argparse.Namespace, tuple[str, ...]] | None:
+    """Parse the NER trainers' shared command line; return (arguments, languages), or None after
+    saying which data folders are missing."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description)
     parser.add_argument("data_dir", type=Path, nargs="?", default=Path(os.environ.get("RESONANZ_DATA", "data")))
     parser.add_argument("--lang", choices=("de", "en", "both"), default="both")
     parser.add_argument("--out", type=Path, default=E5_NER_DIR.parent, help="models folder (ner_e5/ is written inside)")
@@ -149,8 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     needed = {"de": "ner_germeval2014_de", "en": "ner_wnut17_en"}
     missing = [needed[lang] for lang in langs if not (args.data_dir / needed[lang]).is_dir()]
     if missing:
-        print(f"nlp.train_e5_ner: {', '.join(missing)} not found under {args.data_dir}; set RESONANZ_DATA. Nothing trained.")
+        print(f"{prog}: {', '.join(missing)} not found under {args.data_dir}; set RESONANZ_DATA. Nothing trained.")
+        return None
+    return args, langs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parsed = parse_ner_arguments("nlp.train_e5_ner", __doc__.splitlines()[0], argv)
+    if parsed is None:
         return 2
+    args, langs = parsed
     for lang in langs:
         print(json.dumps(train_language(lang, args.data_dir, args.out, args.seed, args.epochs), indent=2))
     return 0

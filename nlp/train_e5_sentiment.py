@@ -26,12 +26,11 @@ import numpy as np
 
 from nlp.e5_sentiment import (
     FINETUNED_PATH,
-    PREFIX,
     FineTunedSentimentModel,
     pooled_logits,
 )
+from nlp.e5_shared import post_pieces
 from nlp.e5_torch import (
-    MAX_TOKENS,
     AdaptedEncoder,
     AdapterTraining,
     Tokenizer,
@@ -48,7 +47,6 @@ from nlp.sentiment import LABELS, LEXICAL_PATH, LexicalHead
 from nlp.sentiment_data import (
     LabelledTexts,
 )
-from nlp.text import for_sentiment
 from nlp.train_sentiment import (
     BLEND_WEIGHTS,
     _calibrate_logits,
@@ -102,7 +100,7 @@ def fine_tune(texts: list[str], labels: np.ndarray, weights: np.ndarray, seed: i
     tokenizer = Tokenizer(image)
     encoder = build_encoder(image, rank=RANK, alpha=ALPHA)
     head = torch.nn.Linear(image.config["hidden"], len(LABELS))
-    pieces = [tokenizer.encode(PREFIX + for_sentiment(t))[:MAX_TOKENS] for t in texts]
+    pieces = [post_pieces(tokenizer, t)[0] for t in texts]
     total = int(EPOCHS * len(texts) / BATCH)
     training = AdapterTraining(encoder, head, total, WARMUP_STEPS, LEARNING_RATE)
     batches: list[list[int]] = []

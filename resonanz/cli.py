@@ -616,8 +616,9 @@ def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")]
 # data folder). The fine-tuned e5 models come second: the sentiment one blends with the n-gram
 # model the first trainer writes. The intent set is hand-labelled and lives in nlp/data/intent/.
 TRAINERS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "sentiment": (("nlp.train_sentiment", "nlp.train_e5_sentiment"), True),
-    "ner": (("nlp.train_ner", "nlp.train_e5_ner"), True),
+    # The shared-pass entity heads read the fine-tuned sentiment encoder: retrained with it.
+    "sentiment": (("nlp.train_sentiment", "nlp.train_e5_sentiment", "nlp.train_e5_shared_ner"), True),
+    "ner": (("nlp.train_ner", "nlp.train_e5_ner", "nlp.train_e5_shared_ner"), True),
     "intent": (("nlp.train_intent",), False),
     # the distilled static-embedding student and the cascade thresholds (sentiment_mode)
     "static": (("nlp.distill",), True),

@@ -64,28 +64,34 @@ def test_official_test_file_joins_training_but_never_a_scored_page(
     assert len(after["train"]) == 2 * len(before["train"])
 
 
-def test_e5_training_writes_a_loadable_reproducible_adapter(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("trainer_name", "engine"), [("train_e5_ner", "e5"), ("train_e5_shared_ner", "shared")])
+def test_e5_training_writes_a_loadable_reproducible_artefact(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainer_name: str, engine: str
 ) -> None:
     pytest.importorskip("torch")
-    from nlp import train_e5_ner
-    from nlp.e5_ner import adapter_path, file_digest
+    import importlib
 
-    # 32 real GermEval sentences and one epoch: the real recipe, small enough for CI.
-    real_splits = train_e5_ner.germeval_splits
+    from nlp.e5_ner import adapter_path, file_digest
+    from nlp.e5_shared import shared_head_path
+
+    trainer = importlib.import_module(f"nlp.{trainer_name}")
+    artefact = adapter_path if engine == "e5" else shared_head_path
+    # 32 real GermEval sentences and one epoch: the real recipe, small enough for CI (the shared
+    # head reads the shipped sentiment encoder's states).
+    real_splits = trainer.germeval_splits
 
     def small(folder: Path, seed: int) -> dict[str, list]:
         parts = real_splits(folder, seed)
         return {"train": parts["train"][:32], "tune": parts["tune"], "heldout": parts["heldout"][:10]}
 
-    monkeypatch.setattr(train_e5_ner, "germeval_splits", small)
+    monkeypatch.setattr(trainer, "germeval_splits", small)
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
-        assert train_e5_ner.main([str(data_dir), "--lang", "de", "--out", str(out), "--epochs", "1"]) == 0
-    assert file_digest(adapter_path(first, "de")) == file_digest(adapter_path(second, "de"))
-    extractor = EntityExtractor([], models_dir=first)
-    assert extractor.model("de")[1].split("+")[2] == file_digest(adapter_path(first, "de"))
+        assert trainer.main([str(data_dir), "--lang", "de", "--out", str(out), "--epochs", "1"]) == 0
+    assert file_digest(artefact(first, "de")) == file_digest(artefact(second, "de"))
+    extractor = EntityExtractor([], models_dir=first, engine=engine)
+    assert extractor.model("de")[1].split("+")[2] == file_digest(artefact(first, "de"))
     (spans,) = extractor.extract(["Angela Merkel besucht Siemens in München."], "de")
     assert all(e.label in {"PER", "ORG", "LOC", "MISC"} for e in spans)
-    assert train_e5_ner.main([str(tmp_path / "nothing"), "--lang", "de", "--out", str(tmp_path / "c")]) == 2
+    assert trainer.main([str(tmp_path / "nothing"), "--lang", "de", "--out", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "c").exists()

@@ -87,7 +87,7 @@ def test_real_english_and_german_posts(real: Enrichment) -> None:
     de = {(e.post_id, e.text, e.label) for e in real.entities if e.post_id.startswith("de")}
     assert {("de1", "@DB_Bahn", "BRAND"), ("de2", "Bahn", "BRAND"), ("de2", "@DB_Bahn", "BRAND")} <= de
     assert all(e.label == "BRAND" for e in real.entities if e.text in {"@DB_Bahn", "Bahn"})
-    assert {e.model_name for e in real.entities if e.post_id.startswith("de")} == {"e5-ner/de+brand-ruler"}
+    assert {e.model_name for e in real.entities if e.post_id.startswith("de")} == {"e5-shared-ner/de+brand-ruler"}
 
 
 def test_bad_input_gets_defined_results(bad: Enrichment) -> None:

@@ -1,0 +1,185 @@
+"""Entities from the sentiment model's own encoder pass: one e5 pass per post for both tasks.
+
+The default engines run e5-small twice per post, once fine-tuned for sentiment and once per
+language for entities, and those two passes are nearly all of enrich's time. With
+`ner_engine = "shared"`, the fine-tuned *sentiment* encoder's token states (layers 4, 6, 8, 10
+and 12) feed a small per-language tagger instead: a projection, one bidirectional LSTM and a
+BIO layer over the word pieces (`nlp/models/ner_e5/shared_{de,en}.npz`, built by
+`python -m nlp.train_e5_shared_ner` on the same splits as the other NER engines). The
+sentiment model calls `SharedEntityHeads.observe` on every batch it encodes, the heads tag the
+pieces at once, and the entity step reads those tags per text: no second pass. Only the tags
+are kept (a few bytes per piece), for the most recent texts.
+
+A post's pieces are the sentiment model's own (e5's "passage: " prefix, links as `http`,
+handles as `@user`), with the character offset in the post where each piece starts, so a
+spaCy token takes the tag of the piece its first character falls in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.e5_torch import MAX_TOKENS, Tokenizer, require_torch
+from nlp.errors import ModelMissingError
+from nlp.text import HANDLE_RE, MAX_CHARS, URL_RE
+
+SHARED_LAYERS = (4, 6, 8, 10, 12)  # ascending; the last is the one sentiment pools
+HIDDEN = 384
+PROJECTION, LSTM_HIDDEN = 256, 128
+PREFIX = "passage: "  # e5's prefix for text that is not a search query
+KEPT_TEXTS = 50_000  # tagged texts remembered between the sentiment and the entity step
+WORD_RE = re.compile(r"\S+")
+PREFIX_START = -1
+
+
+def shared_head_path(models_dir: Path, lang: str) -> Path:
+    """Return where the shared-pass entity head for `lang` lives under a models folder."""
+    return models_dir / "ner_e5" / f"shared_{lang}.npz"
+
+
+def post_pieces(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[int]]:
+    """Return the sentiment model's pieces for `text` and where in `text` each piece starts.
+
+    The pieces equal `tokenizer.encode("passage: " + for_sentiment(text))`: each whitespace
+    word is normalised on its own (a link becomes `http`, a handle `@user`). Prefix pieces start
+    at -1; the pieces of a word that normalising changed all start where the word does.
+    """
+    pieces = tokenizer.encode(PREFIX.strip())
+    starts = [PREFIX_START] * len(pieces)
+    for match in WORD_RE.finditer(text[:MAX_CHARS]):
+        word = match.group()
+        normalised = HANDLE_RE.sub("@user", URL_RE.sub("http", word))
+        ids = tokenizer.encode(normalised)
+        lengths = tokenizer.piece_lengths(ids)
+        if normalised == word and sum(lengths) == len(word):
+            offsets = np.cumsum([0, *lengths[:-1]]) + match.start()
+            starts.extend(int(x) for x in offsets)
+        else:
+            starts.extend([match.start()] * len(ids))
+        pieces.extend(ids)
+    return pieces[:MAX_TOKENS], starts[:MAX_TOKENS]
+
+
+def build_piece_tagger(n_tags: int) -> Any:
+    """Return the head: projection of the layer states, a BiLSTM over the pieces, BIO logits."""
+    torch = require_torch()
+    nn = torch.nn
+
+    class PieceTagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drop = nn.Dropout(0.3)
+            self.proj = nn.Linear(HIDDEN * len(SHARED_LAYERS), PROJECTION)
+            self.lstm = nn.LSTM(PROJECTION, LSTM_HIDDEN, batch_first=True, bidirectional=True)
+            self.out = nn.Linear(2 * LSTM_HIDDEN + PROJECTION, n_tags)
+
+        def forward(self, states: Any, lengths: Any) -> Any:
+            """Return BIO logits (batch, pieces, tags) for layer states (batch, pieces, 1920)."""
+            projected = nn.functional.gelu(self.proj(self.drop(states)))
+            packed = nn.utils.rnn.pack_padded_sequence(projected, lengths, batch_first=True, enforce_sorted=False)
+            context, _ = self.lstm(packed)
+            context, _ = nn.utils.rnn.pad_packed_sequence(context, batch_first=True, total_length=states.shape[1])
+            return self.out(self.drop(torch.cat([context, projected], -1)))
+
+    return PieceTagger()
+
+
+def save_piece_tagger(path: Path, tagger: Any, tags: list[str], sentiment_digest: str) -> None:
+    """Write the head's weights (float16) with its tag names and the sentiment file it was trained on."""
+    arrays = {name: tensor.detach().numpy().astype(np.float16) for name, tensor in tagger.state_dict().items()}
+    np.savez(path, tags=np.array(tags), sentiment_digest=np.array(sentiment_digest), **arrays)
+
+
+def load_piece_tagger(path: Path) -> tuple[Any, list[str], str]:
+    """Read a head written by `save_piece_tagger`; return (tagger in eval mode, tags, sentiment digest)."""
+    torch = require_torch()
+    with np.load(path, allow_pickle=False) as stored:
+        tags = [str(t) for t in stored["tags"]]
+        digest = str(stored["sentiment_digest"])
+        weights = {name: torch.from_numpy(stored[name].astype(np.float32)) for name in stored.files if name not in {"tags", "sentiment_digest"}}
+    tagger = build_piece_tagger(len(tags))
+    tagger.load_state_dict(weights)
+    tagger.eval()
+    return tagger, tags, digest
+
+
+def sentiment_digest(path: Path) -> str:
+    """Return 12 hex of the sentiment adapter file's sha256: the encoder a shared head reads."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class PieceTags:
+    """One text's piece start offsets (ascending, prefix dropped) and the BIO tag of each piece."""
+
+    starts: np.ndarray
+    tags: tuple[str, ...]
+
+    def token_tags(self, token_starts: list[int]) -> list[str]:
+        """Return a tag per token: the tag of the piece its first character falls in."""
+        out = []
+        for start in token_starts:
+            piece = bisect_right(self.starts, start) - 1
+            out.append(self.tags[piece] if piece >= 0 else "O")
+        return out
+
+
+class SharedEntityHeads:
+    """Per-language entity heads over the sentiment encoder's states, and the tags of recent texts."""
+
+    def __init__(self, models_dir: Path, sentiment_path: Path) -> None:
+        self._models_dir, self._sentiment_path = models_dir, sentiment_path
+        self._heads: dict[str, tuple[Any, list[str]]] = {}
+        self._kept: OrderedDict[tuple[str, str], PieceTags] = OrderedDict()
+
+    def path(self, lang: str) -> Path:
+        """Return the head file for `lang`."""
+        return shared_head_path(self._models_dir, lang)
+
+    def wants(self, lang: str) -> bool:
+        """Return True if a head for `lang` exists (the sentiment model then keeps layer states)."""
+        return lang in self._heads or self.path(lang).is_file()
+
+    def head(self, lang: str) -> tuple[Any, list[str]]:
+        """Return (tagger, tags) for `lang`, loading it on first use; a missing or stale file says what to run."""
+        if lang not in self._heads:
+            path = self.path(lang)
+            rebuild = f"rebuild it with `python -m nlp.train_e5_shared_ner DATA_DIR --lang {lang}`"
+            if not path.is_file():
+                raise ModelMissingError(f"shared-pass entity head {path} is missing; {rebuild}")
+            tagger, tags, digest = load_piece_tagger(path)
+            if self._sentiment_path.is_file() and digest != sentiment_digest(self._sentiment_path):
+                raise ModelMissingError(
+                    f"shared-pass entity head {path} was trained on another sentiment model than "
+                    f"{self._sentiment_path}; {rebuild}, or set ner_engine = \"e5\""
+                )
+            self._heads[lang] = (tagger, tags)
+        return self._heads[lang]
+
+    def observe(self, lang: str, texts: list[str], starts: list[list[int]], states: Any, mask: Any) -> None:
+        """Tag one encoded batch: `states` (batch, positions, 1920) with <s> first, as the encoder returns them."""
+        tagger, tags = self.head(lang)
+        lengths = mask.sum(1) - 2  # without <s> and </s>
+        best = tagger(states[:, 1:-1], lengths).argmax(-1).tolist()
+        for text, row_starts, row in zip(texts, starts, best):
+            kept = [(s, tags[t]) for s, t in zip(row_starts, row) if s != PREFIX_START]
+            self._remember(lang, text, PieceTags(np.array([s for s, _ in kept], dtype=np.int64), tuple(t for _, t in kept)))
+
+    def lookup(self, lang: str, text: str) -> PieceTags | None:
+        """Return the tags of a text observed recently, or None."""
+        return self._kept.get((lang, text))
+
+    def _remember(self, lang: str, text: str, found: PieceTags) -> None:
+        self._kept[(lang, text)] = found
+        self._kept.move_to_end((lang, text))
+        while len(self._kept) > KEPT_TEXTS:
+            self._kept.popitem(last=False)
+

@@ -1,0 +1,107 @@
+"""The shared-pass entity engine: one fine-tuned e5 pass per post for sentiment and entities, EN and DE."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from nlp.e5_sentiment import FineTunedSentimentModel
+from nlp.e5_shared import PREFIX, PieceTags, post_pieces, shared_head_path
+from nlp.e5_torch import MAX_TOKENS
+from nlp.entities import MODELS_DIR, EntityExtractor
+from nlp.errors import ModelMissingError
+from nlp.pipeline import Enricher
+from nlp.records import PostText
+from nlp.text import for_sentiment
+from resonanz.settings import Brand
+
+# Real posts: TWCS customer-support tweets (EN) and GermEval-2017 Bahn tweets (DE); see
+# tests/fixtures/nlp/PROVENANCE.md and resonanz/sample.
+EN_POST = "@115845 They sent the feckin' order to Germany! Some dozy driver is looking for an address in the wrong country! I'm so done with Amazon!"
+DE_POST = "Schon wieder Verspätung in Frankfurt, die Deutsche Bahn kriegt es einfach nicht hin. https://t.co/abc @DB_Bahn"
+
+
+@pytest.fixture(scope="module")
+def sentiment() -> FineTunedSentimentModel:
+    return FineTunedSentimentModel()
+
+
+def test_pieces_are_the_sentiment_models_own(sentiment: FineTunedSentimentModel, en_tweets: list, de_tweets: list) -> None:
+    tokenizer = sentiment._load()[0].tokenizer
+    texts = [t for _, t in en_tweets + de_tweets] + [EN_POST, DE_POST, "tabs\tand\nnewlines  twice", "😂🔥 #Bahn"]
+    for text in texts:
+        pieces, starts = post_pieces(tokenizer, text)
+        assert pieces == tokenizer.encode(PREFIX + for_sentiment(text))[:MAX_TOKENS]
+        assert len(starts) == len(pieces) and starts == sorted(starts)
+
+
+def test_piece_offsets_point_into_the_post(sentiment: FineTunedSentimentModel) -> None:
+    tokenizer = sentiment._load()[0].tokenizer
+    _, starts = post_pieces(tokenizer, DE_POST)
+    words = {start for start in starts if start >= 0}
+    assert DE_POST.index("Frankfurt") in words and DE_POST.index("Deutsche") in words and DE_POST.index("Bahn ") in words
+    # A link and a handle are normalised as a whole ("http", "@user"): all their pieces start at the word.
+    assert starts[-1] == DE_POST.index("@DB_Bahn")
+
+
+def test_a_token_takes_the_tag_of_the_piece_it_starts_in() -> None:
+    found = PieceTags(np.array([0, 6, 10]), ("B-ORG", "I-ORG", "O"))
+    assert found.token_tags([0, 6, 8, 10, 12]) == ["B-ORG", "I-ORG", "I-ORG", "O", "O"]
+
+
+@pytest.mark.parametrize(("lang", "text", "expected"), [
+    ("en", EN_POST, ("Germany", "LOC")),
+    ("de", DE_POST, ("Frankfurt", "LOC")),
+])
+def test_entities_on_real_posts(sentiment: FineTunedSentimentModel, lang: str, text: str, expected: tuple[str, str]) -> None:
+    (spans,) = EntityExtractor([], engine="shared", sentiment=sentiment).extract([text], lang)
+    assert expected in {(e.text, e.label) for e in spans}
+    assert all(text[e.start_char : e.end_char] == e.text for e in spans)
+
+
+def test_one_encoder_pass_per_post_for_both_tasks(demo_brands: list[Brand]) -> None:
+    posts = [PostText("x", "1", EN_POST, "en"), PostText("x", "2", DE_POST, "de")]
+    shared = Enricher(demo_brands, ner_engine="shared")
+    separate = Enricher(demo_brands, ner_engine="e5")
+    model = shared._sentiment
+    assert isinstance(model, FineTunedSentimentModel) and model.entity_heads is not None
+    encoder = model._load()[0].encoder
+    passes: list[int] = []
+    original = encoder.layer_states
+    encoder.layer_states = lambda ids, mask, wanted: passes.append(ids.shape[0]) or original(ids, mask, wanted)
+    try:
+        # Without brands no clause is re-judged, so the post-level batch is the only pass.
+        out = Enricher([], sentiment=model, ner_engine="shared").enrich(posts)
+    finally:
+        del encoder.layer_states  # back to the class's method
+    assert sum(passes) == len(posts)
+    by_post = {(e.post_id, e.text, e.label) for e in out.entities}
+    assert ("1", "Germany", "LOC") in by_post and ("2", "Frankfurt", "LOC") in by_post
+    # The sentiment answers are the same as without sharing.
+    def labels(enrichment: object) -> list:
+        return [(a.post_id, a.label, round(a.score, 5)) for a in enrichment.annotations if a.task == "sentiment"]
+    assert labels(shared.enrich(posts)) == labels(separate.enrich(posts))
+    entities = dict(shared.model_versions())["entities"]
+    assert "en:e5-shared-ner/en@" in entities and "de:e5-shared-ner/de+brand-ruler@" in entities
+
+
+def test_a_missing_head_says_how_to_rebuild(tmp_path: Path, sentiment: FineTunedSentimentModel) -> None:
+    extractor = EntityExtractor([], models_dir=tmp_path, engine="shared", sentiment=FineTunedSentimentModel())
+    assert "+missing+" in extractor.model("de")[1]
+    with pytest.raises(ModelMissingError, match="nlp.train_e5_shared_ner"):
+        extractor.extract(["Berlin ist schön"], "de")
+
+
+def test_a_head_trained_on_another_sentiment_model_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "ner_e5").mkdir()
+    shutil.copyfile(shared_head_path(MODELS_DIR, "de"), shared_head_path(tmp_path, "de"))
+    other_sentiment = tmp_path / "sentiment_e5ft.npz"
+    other_sentiment.write_bytes(b"not the encoder the head was trained on")
+    extractor = EntityExtractor([], models_dir=tmp_path, engine="shared", sentiment=FineTunedSentimentModel(other_sentiment))
+    with pytest.raises(ModelMissingError, match="another sentiment model"):
+        extractor.extract(["Berlin ist schön"], "de")
