@@ -19,6 +19,7 @@ import numpy as np
 from nlp.e5_shared import SHARED_LAYERS, SharedEntityHeads, post_pieces
 from nlp.e5_torch import (
     AdaptedEncoder,
+    Tokenizer,
     load_adapter_file,
     mean_pool,
     pad_batch,
@@ -55,7 +56,10 @@ def pooled_logits(
         ids, mask = pad_batch(model.tokenizer, [encoded[i][0] for i in rows])
         if observe:
             states = model.encoder.layer_states(ids, mask, SHARED_LAYERS)
-            heads.observe(lang, [texts[i] for i in rows], [encoded[i][1] for i in rows], require_torch().cat(states, -1), mask)
+            heads.observe(
+                lang, [texts[i] for i in rows], [encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
+                require_torch().cat(states, -1), mask,
+            )
             last = states[-1]
         else:
             last = model.encoder(ids, mask)
@@ -100,6 +104,11 @@ class FineTunedSentimentModel:
         weight = float(calibration["lexical_weight"][i])
         mixed = (1 - weight) * e5_log + weight * lexical.log_probabilities(texts, lang)
         return softmax(mixed / calibration["blend_temperature"][i])
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """Return the encoder's tokenizer (loads the model on first use)."""
+        return self._load()[0].tokenizer
 
     def encode_for_entities(self, texts: list[str], lang: str) -> None:
         """Run the encoder over texts the entity heads have not seen (sentiment skipped them)."""

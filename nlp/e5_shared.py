@@ -29,7 +29,7 @@ import numpy as np
 
 from nlp.e5_torch import MAX_TOKENS, Tokenizer, require_torch
 from nlp.errors import ModelMissingError
-from nlp.text import HANDLE_RE, MAX_CHARS, URL_RE
+from nlp.text import HANDLE_RE, MAX_CHARS, URL_RE, repost_key
 
 SHARED_LAYERS = (4, 6, 8, 10, 12)  # ascending; the last is the one sentiment pools
 HIDDEN = 384
@@ -118,10 +118,22 @@ def sentiment_digest(path: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PieceTags:
-    """One text's piece start offsets (ascending, prefix dropped) and the BIO tag of each piece."""
+    """One text's pieces (prefix dropped): their ids, start offsets (ascending) and BIO tags."""
 
+    ids: tuple[int, ...]
     starts: np.ndarray
     tags: tuple[str, ...]
+
+    def moved_to(self, ids: list[int], starts: list[int]) -> PieceTags | None:
+        """Return these tags on a longer text whose pieces end with these ones, else None.
+
+        A text cache in front of the sentiment model sends a retweet's text without its
+        "RT @user:" (nlp.text.repost_key); the post's own pieces then end with the ones tagged.
+        """
+        n = len(self.ids)
+        if n > len(ids) or tuple(ids[len(ids) - n :]) != self.ids:
+            return None
+        return PieceTags(self.ids, np.array(starts[len(starts) - n :], dtype=np.int64), self.tags)
 
     def token_tags(self, token_starts: list[int]) -> list[str]:
         """Return a tag per token: the tag of the piece its first character falls in."""
@@ -164,18 +176,24 @@ class SharedEntityHeads:
             self._heads[lang] = (tagger, tags)
         return self._heads[lang]
 
-    def observe(self, lang: str, texts: list[str], starts: list[list[int]], states: Any, mask: Any) -> None:
-        """Tag one encoded batch: `states` (batch, positions, 1920) with <s> first, as the encoder returns them."""
+    def observe(self, lang: str, texts: list[str], ids: list[list[int]], starts: list[list[int]], states: Any, mask: Any) -> None:
+        """Tag one encoded batch: the pieces and offsets of `post_pieces`, and `states` (batch,
+        positions, 1920) with <s> first, as the encoder returns them."""
         tagger, tags = self.head(lang)
         lengths = mask.sum(1) - 2  # without <s> and </s>
         best = tagger(states[:, 1:-1], lengths).argmax(-1).tolist()
-        for text, row_starts, row in zip(texts, starts, best):
-            kept = [(s, tags[t]) for s, t in zip(row_starts, row) if s != PREFIX_START]
-            self._remember(lang, text, PieceTags(np.array([s for s, _ in kept], dtype=np.int64), tuple(t for _, t in kept)))
+        for text, row_ids, row_starts, row in zip(texts, ids, starts, best):
+            kept = [(i, s, tags[t]) for i, s, t in zip(row_ids, row_starts, row) if s != PREFIX_START]
+            self._remember(lang, text, PieceTags(
+                tuple(i for i, _, _ in kept), np.array([s for _, s, _ in kept], dtype=np.int64), tuple(t for _, _, t in kept)
+            ))
 
-    def lookup(self, lang: str, text: str) -> PieceTags | None:
-        """Return the tags of a text observed recently, or None."""
-        return self._kept.get((lang, text))
+    def lookup(self, lang: str, text: str, tokenizer: Tokenizer) -> PieceTags | None:
+        """Return the tags of `text` if it, or its repost key, was observed recently; else None."""
+        found = self._kept.get((lang, text))
+        if found is None and (keyed := self._kept.get((lang, repost_key(text)))) is not None:
+            found = keyed.moved_to(*post_pieces(tokenizer, text))
+        return found
 
     def _remember(self, lang: str, text: str, found: PieceTags) -> None:
         self._kept[(lang, text)] = found

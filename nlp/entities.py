@@ -175,13 +175,13 @@ class EntityExtractor:
     def _set_shared_entities(self, docs: list[Any], key: str) -> None:
         from spacy.tokens import Span
 
-        heads = self._shared.entity_heads
-        unseen = [doc.text for doc in docs if heads.lookup(key, doc.text) is None]
+        heads, tokenizer = self._shared.entity_heads, self._shared.tokenizer
+        unseen = [doc.text for doc in docs if heads.lookup(key, doc.text, tokenizer) is None]
         if unseen:  # texts the sentiment step did not encode (too short to judge, or cached)
             self._shared.encode_for_entities(unseen, key)
         labels = {tag[2:]: tag[2:] for tag in heads.head(key)[1] if tag != "O"}
         for doc in docs:
-            found = heads.lookup(key, doc.text)
+            found = heads.lookup(key, doc.text, tokenizer)
             kept = [t for t in doc if not t.is_space]
             if found is None or not kept:
                 continue

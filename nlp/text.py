@@ -13,6 +13,8 @@ URL_RE = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 HANDLE_RE = re.compile(r"(?<!\w)@\w{1,30}")
 HASH_SIGN_RE = re.compile(r"(?<!\w)#(?=\w)")
 SPACE_RE = re.compile(r"\s+")
+# "RT @user: " (after handle normalisation) carries no sentiment; without it a retweet is its original.
+REPOST_PREFIX_RE = re.compile(r"^(?:RT\s+@user:?\s*)+", re.IGNORECASE)
 
 
 def safe_text(text: object) -> str:
@@ -35,6 +37,11 @@ def for_sentiment(text: str) -> str:
     text = URL_RE.sub("http", text[:MAX_CHARS])
     text = HANDLE_RE.sub("@user", text)
     return SPACE_RE.sub(" ", text).strip()
+
+
+def repost_key(text: str) -> str:
+    """Return `for_sentiment(text)` without a leading "RT @user:": a retweet reads as its original."""
+    return REPOST_PREFIX_RE.sub("", for_sentiment(text))
 
 
 def for_language(text: str) -> str:

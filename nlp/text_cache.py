@@ -9,22 +9,14 @@ remembered in a bounded LRU keyed by a 16-byte digest (so a 1 MB post costs 16 b
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from nlp.cascade import SentimentClassifier
 from nlp.sentiment import SentimentResult
-from nlp.text import for_sentiment
+from nlp.text import repost_key
 
 DEFAULT_MAX_ENTRIES = 100_000
-# "RT @user: " (after handle normalisation) carries no sentiment; without it a retweet is its original.
-REPOST_PREFIX_RE = re.compile(r"^(?:RT\s+@user:?\s*)+", re.IGNORECASE)
-
-
-def repost_key(text: str) -> str:
-    """Return the text the model sees for `text`: tweet-normalised, without a leading "RT @user:"."""
-    return REPOST_PREFIX_RE.sub("", for_sentiment(text))
 
 
 @dataclass

@@ -8,7 +8,8 @@ import pytest
 from nlp.cascade import CascadeSentiment, choose_threshold, threshold_curve
 from nlp.sentiment import SentimentModel, SentimentResult
 from nlp.static_embed import StaticSentimentModel
-from nlp.text_cache import CachedSentiment, repost_key
+from nlp.text import repost_key
+from nlp.text_cache import CachedSentiment
 
 SLICE = 80  # tweets per language: e5 runs on all of them once, so keep the slice small
 

@@ -18,6 +18,7 @@ from nlp.errors import ModelMissingError
 from nlp.pipeline import Enricher
 from nlp.records import PostText
 from nlp.text import for_sentiment
+from nlp.text_cache import CachedSentiment
 from resonanz.settings import Brand
 
 # Real posts: TWCS customer-support tweets (EN) and GermEval-2017 Bahn tweets (DE); see
@@ -50,8 +51,32 @@ def test_piece_offsets_point_into_the_post(sentiment: FineTunedSentimentModel) -
 
 
 def test_a_token_takes_the_tag_of_the_piece_it_starts_in() -> None:
-    found = PieceTags(np.array([0, 6, 10]), ("B-ORG", "I-ORG", "O"))
+    found = PieceTags((7, 8, 9), np.array([0, 6, 10]), ("B-ORG", "I-ORG", "O"))
     assert found.token_tags([0, 6, 8, 10, 12]) == ["B-ORG", "I-ORG", "I-ORG", "O", "O"]
+    # Tags found on a retweet's repost key move onto the retweet's own pieces (offsets shift).
+    moved = found.moved_to([1, 2, 7, 8, 9], [-1, 0, 12, 18, 22])
+    assert moved is not None and moved.starts.tolist() == [12, 18, 22] and moved.tags == found.tags
+    assert found.moved_to([1, 7, 8, 5], [-1, 0, 6, 10]) is None  # other pieces: no guess
+
+
+def test_reposts_behind_the_text_cache_cost_no_extra_pass() -> None:
+    # The product runs sentiment behind a text cache, which sends the model a retweet's repost
+    # key ("RT @user:" dropped, handles and links normalised) once; entities still need no pass.
+    model = FineTunedSentimentModel()
+    retweet = "RT @zugfan: " + DE_POST
+    posts = [PostText("x", "1", DE_POST, "de"), PostText("x", "2", retweet, "de"), PostText("x", "3", EN_POST, "en")]
+    enricher = Enricher([], sentiment=CachedSentiment(model), ner_engine="shared")
+    encoder = model._load()[0].encoder
+    passes: list[int] = []
+    original = encoder.layer_states
+    encoder.layer_states = lambda ids, mask, wanted: passes.append(ids.shape[0]) or original(ids, mask, wanted)
+    try:
+        out = enricher.enrich(posts)
+    finally:
+        del encoder.layer_states
+    assert sum(passes) == 2  # the DE original and its retweet share one text; EN is the other
+    frankfurt = [(e.post_id, e.start_char) for e in out.entities if e.text == "Frankfurt"]
+    assert frankfurt == [("1", DE_POST.index("Frankfurt")), ("2", retweet.index("Frankfurt"))]
 
 
 @pytest.mark.parametrize(("lang", "text", "expected"), [
