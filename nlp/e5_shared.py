@@ -35,7 +35,7 @@ SHARED_LAYERS = (4, 6, 8, 10, 12)  # ascending; the last is the one sentiment po
 HIDDEN = 384
 PROJECTION, LSTM_HIDDEN = 256, 128
 PREFIX = "passage: "  # e5's prefix for text that is not a search query
-KEPT_TEXTS = 50_000  # tagged texts remembered between the sentiment and the entity step
+KEPT_TEXTS = 20_000  # tagged texts remembered between the sentiment and the entity step (~0.5 KB each)
 WORD_RE = re.compile(r"\S+")
 PREFIX_START = -1
 
@@ -120,8 +120,8 @@ def sentiment_digest(path: Path) -> str:
 class PieceTags:
     """One text's pieces (prefix dropped): their ids, start offsets (ascending) and BIO tags."""
 
-    ids: tuple[int, ...]
-    starts: np.ndarray
+    ids: np.ndarray  # int32
+    starts: np.ndarray  # int64
     tags: tuple[str, ...]
 
     def moved_to(self, ids: list[int], starts: list[int]) -> PieceTags | None:
@@ -131,7 +131,7 @@ class PieceTags:
         "RT @user:" (nlp.text.repost_key); the post's own pieces then end with the ones tagged.
         """
         n = len(self.ids)
-        if n > len(ids) or tuple(ids[len(ids) - n :]) != self.ids:
+        if n > len(ids) or not np.array_equal(ids[len(ids) - n :], self.ids):
             return None
         return PieceTags(self.ids, np.array(starts[len(starts) - n :], dtype=np.int64), self.tags)
 
@@ -185,7 +185,9 @@ class SharedEntityHeads:
         for text, row_ids, row_starts, row in zip(texts, ids, starts, best):
             kept = [(i, s, tags[t]) for i, s, t in zip(row_ids, row_starts, row) if s != PREFIX_START]
             self._remember(lang, text, PieceTags(
-                tuple(i for i, _, _ in kept), np.array([s for _, s, _ in kept], dtype=np.int64), tuple(t for _, _, t in kept)
+                np.array([i for i, _, _ in kept], dtype=np.int32),
+                np.array([s for _, s, _ in kept], dtype=np.int64),
+                tuple(t for _, _, t in kept),
             ))
 
     def lookup(self, lang: str, text: str, tokenizer: Tokenizer) -> PieceTags | None:

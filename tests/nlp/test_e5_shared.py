@@ -51,7 +51,7 @@ def test_piece_offsets_point_into_the_post(sentiment: FineTunedSentimentModel) -
 
 
 def test_a_token_takes_the_tag_of_the_piece_it_starts_in() -> None:
-    found = PieceTags((7, 8, 9), np.array([0, 6, 10]), ("B-ORG", "I-ORG", "O"))
+    found = PieceTags(np.array([7, 8, 9]), np.array([0, 6, 10]), ("B-ORG", "I-ORG", "O"))
     assert found.token_tags([0, 6, 8, 10, 12]) == ["B-ORG", "I-ORG", "I-ORG", "O", "O"]
     # Tags found on a retweet's repost key move onto the retweet's own pieces (offsets shift).
     moved = found.moved_to([1, 2, 7, 8, 9], [-1, 0, 12, 18, 22])
