@@ -52,12 +52,13 @@ def post_pieces(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[int]]:
     word is normalised on its own (a link becomes `http`, a handle `@user`). Prefix pieces start
     at -1; the pieces of a word that normalising changed all start where the word does.
     """
-    pieces = tokenizer.encode(PREFIX.strip())
+    words = list(WORD_RE.finditer(text[:MAX_CHARS]))
+    pieces = tokenizer.encode(PREFIX if not words else PREFIX.strip())
     starts = [PREFIX_START] * len(pieces)
-    for match in WORD_RE.finditer(text[:MAX_CHARS]):
+    for number, match in enumerate(words, 1):
         word = match.group()
         normalised = HANDLE_RE.sub("@user", URL_RE.sub("http", word))
-        ids = tokenizer.encode(normalised)
+        ids = tokenizer.encode(normalised, ends_text=number == len(words))
         lengths = tokenizer.piece_lengths(ids)
         if normalised == word and sum(lengths) == len(word):
             offsets = np.cumsum([0, *lengths[:-1]]) + match.start()

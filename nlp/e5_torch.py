@@ -143,11 +143,13 @@ class Tokenizer:
         self._lengths[self.unk] = 1
         self._cache: dict[str, list[int]] = {}
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, *, ends_text: bool = True) -> list[int]:
         """Return the piece ids of `text` (no <s>/</s>); a word start gets the ▁ marker.
 
         No XLM-R piece spans a space, so each space-separated word is segmented on its own, and
         a word seen before is looked up: posts repeat words, and the Viterbi search is the slow part.
+        `ends_text=False` encodes a piece of a longer text, where a trailing space (or a character
+        the normalisation drops, such as U+FEFF) adds no lone ▁.
         """
         normalised = "".join(self._normalise.get(ch, ch) for ch in text)
         if not normalised.startswith(" "):
@@ -159,7 +161,7 @@ class Tokenizer:
         for i, word in enumerate(segments):
             if word:
                 ids.extend(self._word(word))
-            elif i == len(segments) - 1:
+            elif ends_text and i == len(segments) - 1:
                 ids.append(self._meta)
         return ids
 

@@ -35,6 +35,8 @@ def sentiment() -> FineTunedSentimentModel:
 def test_pieces_are_the_sentiment_models_own(sentiment: FineTunedSentimentModel, en_tweets: list, de_tweets: list) -> None:
     tokenizer = sentiment._load()[0].tokenizer
     texts = [t for _, t in en_tweets + de_tweets] + [EN_POST, DE_POST, "tabs\tand\nnewlines  twice", "😂🔥 #Bahn"]
+    # Characters the normalisation drops (seen in GermEval-2017 documents) and empty posts.
+    texts += ["wie möglich.\ufeff -Article", "DB Bahn \u200b Ich habe", "Ende \ufeff", "", "   "]
     for text in texts:
         pieces, starts = post_pieces(tokenizer, text)
         assert pieces == tokenizer.encode(PREFIX + for_sentiment(text))[:MAX_TOKENS]
