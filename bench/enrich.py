@@ -173,17 +173,20 @@ def build_option(name: str, brand_list: list[Brand], timings: dict[str, float], 
     e5 = Timed(SentimentModel(), "sentiment:e5", timings, cpu)
     student = Timed(StaticSentimentModel(), "sentiment:student", timings, cpu)
     cascade = cache = None
-    if name in ("finetuned", "shared", "shared_cache"):
+    if name in ("finetuned", "shared", "shared_cache") or "cascade" in name:
         from nlp.e5_sentiment import FineTunedSentimentModel
 
-        model = Timed(FineTunedSentimentModel(), "sentiment:finetuned", timings, cpu)
+        finetuned = Timed(FineTunedSentimentModel(), "sentiment:finetuned", timings, cpu)
+    if name in ("finetuned", "shared", "shared_cache"):
+        model = finetuned
     elif name == "e5":
         model = e5
     elif name == "student":
         model = student
     elif name.startswith("cascade_") or name == "relevance_cascade_cache":
+        # The product's cascade: unsure posts go to the fine-tuned e5 model.
         point = "balanced" if name.startswith("relevance") else name.split("_")[1]
-        cascade = CascadeSentiment.from_operating_point(point, fast=student, accurate=e5)
+        cascade = CascadeSentiment.from_operating_point(point, fast=student, accurate=finetuned)
         model = cascade
     elif name == "relevance_e5":
         model = e5
@@ -308,14 +311,15 @@ def quality() -> dict[str, dict]:
         def score(predicted: np.ndarray) -> float:
             return round(float(scorer(data.labels, predicted, average="macro")), 4)  # noqa: B023
 
+        finetuned_pred = finetuned.probabilities(data.texts, lang).argmax(axis=1)
         out["e5"][key] = score(e5_pred)
-        out["finetuned"][key] = score(finetuned.probabilities(data.texts, lang).argmax(axis=1))
+        out["finetuned"][key] = score(finetuned_pred)
         out["shared"][key] = out["finetuned"][key]  # the same sentiment model; only entities differ
         out["shared_cache"][key] = out["finetuned"][key]  # the cache never changes an answer's meaning
         out["student"][key] = score(fast.argmax(axis=1))
         for point, per_lang in points.items():
             threshold = float(per_lang[lang]["threshold"])
-            out[f"cascade_{point}"][key] = score(cascade_predictions(fast, e5_pred, threshold))
+            out[f"cascade_{point}"][key] = score(cascade_predictions(fast, finetuned_pred, threshold))
             out[f"cascade_{point}"][f"e5_share_{lang}"] = round(float((fast.max(axis=1) < threshold).mean()), 3)
     # The cache never changes an answer; relevance-first judges fewer posts, with the same model.
     out["cascade_balanced_cache"] = dict(out["cascade_balanced"])

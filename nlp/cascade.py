@@ -1,8 +1,9 @@
 """A sentiment cascade: the fast static student decides when it is sure, e5 decides the rest.
 
 Most posts are easy ("love it 😍", "worst service ever"); the student's calibrated probability
-says which ones. Only posts below the threshold pay for the transformer. Thresholds are chosen
-per language on validation rows by `nlp.distill` and stored in cascade.json beside the student.
+says which ones. Only posts below the threshold pay for the transformer, the fine-tuned e5 model
+(the frozen one without PyTorch). Thresholds are chosen per language on validation rows by
+`nlp.distill` against that model and stored in cascade.json beside the student, with its version.
 """
 
 from __future__ import annotations
@@ -80,11 +81,18 @@ class CascadeSentiment:
         fast: SentimentClassifier | None = None, accurate: SentimentClassifier | None = None,
     ) -> CascadeSentiment:
         """Return the cascade with the per-language thresholds stored under `name` in cascade.json."""
-        points = json.loads(path.read_text(encoding="utf-8"))["operating_points"]
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        points = stored["operating_points"]
         if name not in points:
             raise ValueError(f"unknown cascade operating point {name!r}; choose one of {sorted(points)}")
         thresholds = {lang: float(v["threshold"]) for lang, v in points[name].items()}
-        return cls(fast or StaticSentimentModel(), accurate or SentimentModel(), thresholds)
+        accurate = accurate or build_sentiment_model(DEFAULT_MODE)
+        chosen_for = stored.get("accurate_model")
+        if chosen_for and chosen_for != accurate.model_version:
+            log.warning("the cascade thresholds in %s were chosen for %s, not %s: rerun "
+                        "`python -m nlp.distill --thresholds-only` to fit them to this model",
+                        path, chosen_for, accurate.model_version)
+        return cls(fast or StaticSentimentModel(), accurate, thresholds)
 
     def threshold(self, lang: str) -> float:
         """Return the confidence the fast model needs in `lang` to decide alone."""

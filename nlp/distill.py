@@ -306,25 +306,34 @@ def teacher_probabilities(model: SentimentModel, data: LabelledTexts, embed) -> 
         del model.embed
 
 
-def choose_cascade_thresholds(sets: dict[str, LabelledTexts], student_head: SentimentHead, features, e5) -> dict:
-    """Return per-language cascade thresholds for each operating point, chosen on the calibration rows."""
-    from nlp.cascade import choose_threshold, threshold_curve
+def choose_cascade_thresholds(sets: dict[str, LabelledTexts], student_head: SentimentHead, features) -> dict:
+    """Return per-language cascade thresholds for each operating point, chosen on the calibration rows.
 
-    teacher = SentimentModel()
+    The accurate side is the model the product's cascade sends unsure posts to (the fine-tuned
+    e5, or the frozen one without PyTorch); its version is stored with the thresholds.
+    """
+    from nlp.cascade import (
+        DEFAULT_MODE,
+        build_sentiment_model,
+        choose_threshold,
+        threshold_curve,
+    )
+
+    model = build_sentiment_model(DEFAULT_MODE)
     points: dict[str, dict] = {name: {} for name in OPERATING_POINTS}
     curves = {}
     for lang, (_, _, calib_key) in PLAN.items():
         calib = sets[calib_key]
         fast = student_head.probabilities(features(calib), lang)
-        accurate = teacher_probabilities(teacher, calib, e5).argmax(axis=1)
+        accurate = model.probabilities(calib.texts, lang).argmax(axis=1)
         curve = threshold_curve(fast, accurate, calib.labels, "f1")
         curves[lang] = curve
         for name, tolerance in OPERATING_POINTS.items():
             points[name][lang] = {**choose_threshold(curve, tolerance), "validation": calib.name}
         cheap = [row for row in curve if row["accurate_share"] <= SPEED_POINT_E5_SHARE]
         points.setdefault("speed", {})[lang] = {**max(cheap, key=lambda row: row["threshold"]), "validation": calib.name}
-    return {"operating_points": points, "tolerance": OPERATING_POINTS, "speed_point_e5_share": SPEED_POINT_E5_SHARE,
-            "curves": curves}
+    return {"operating_points": points, "accurate_model": model.model_version, "tolerance": OPERATING_POINTS,
+            "speed_point_e5_share": SPEED_POINT_E5_SHARE, "curves": curves}
 
 
 def memo(fn):
@@ -365,7 +374,7 @@ def distil(data_dir: Path, out_dir: Path, seed: int, dim: int = DIM, buckets: in
     features = memo(lambda d: student.embed(d.texts))
     head, chosen = train_heads(sets, features, seed)
     head.save(out_dir / HEAD_PATH.name)
-    cascade = choose_cascade_thresholds(sets, head, features, e5)
+    cascade = choose_cascade_thresholds(sets, head, features)
     (out_dir / "cascade.json").write_text(json.dumps(cascade, indent=1) + "\n", encoding="utf-8")
 
     teacher = SentimentModel()
@@ -393,14 +402,14 @@ def distil(data_dir: Path, out_dir: Path, seed: int, dim: int = DIM, buckets: in
 
 
 def rethreshold(data_dir: Path, out_dir: Path, seed: int) -> dict:
-    """Re-choose the cascade thresholds for the saved student against the current e5 model (seconds)."""
+    """Re-choose the cascade thresholds for the saved student against the current accurate model (a minute)."""
     from nlp.train_sentiment import cached_embedder
 
     sets = training_sets(data_dir, seed)
     student = StaticEmbedder(out_dir / STUDENT_PATH.name)
     features = memo(lambda d: student.embed(d.texts))
     e5 = cached_embedder(SentimentModel())
-    cascade = choose_cascade_thresholds(sets, SentimentHead.load(out_dir / HEAD_PATH.name), features, e5)
+    cascade = choose_cascade_thresholds(sets, SentimentHead.load(out_dir / HEAD_PATH.name), features)
     (out_dir / "cascade.json").write_text(json.dumps(cascade, indent=1) + "\n", encoding="utf-8")
     metrics_path = out_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.exists() else {}
@@ -419,7 +428,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--dim", type=int, default=DIM)
     parser.add_argument("--thresholds-only", action="store_true",
-                        help="keep the student and its head; re-choose the cascade thresholds (after the e5 model changed)")
+                        help="keep the student and its head; re-choose the cascade thresholds (after the sentiment model changed)")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
     if not (data_dir / "sentiment_xlmt_umsab_en_de").is_dir():

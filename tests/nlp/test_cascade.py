@@ -1,11 +1,20 @@
-"""The sentiment cascade (student first, e5 when unsure) and the text cache, on real EN/DE tweets."""
+"""The sentiment cascade (student first, the fine-tuned e5 when unsure) and the text cache, on real EN/DE tweets."""
 
 from __future__ import annotations
+
+import json
+import logging
 
 import numpy as np
 import pytest
 
-from nlp.cascade import CascadeSentiment, choose_threshold, threshold_curve
+from nlp.cascade import (
+    THRESHOLDS_PATH,
+    CascadeSentiment,
+    choose_threshold,
+    threshold_curve,
+)
+from nlp.e5_sentiment import FineTunedSentimentModel
 from nlp.sentiment import SentimentModel, SentimentResult
 from nlp.static_embed import StaticSentimentModel
 from nlp.text import repost_key
@@ -40,8 +49,9 @@ def student() -> StaticSentimentModel:
 
 
 @pytest.fixture(scope="module")
-def e5() -> SentimentModel:
-    return SentimentModel()
+def e5() -> FineTunedSentimentModel:
+    """The model the product's cascade sends unsure posts to."""
+    return FineTunedSentimentModel()
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +60,13 @@ def slices(en_tweets: list[tuple[str, str]], de_tweets: list[tuple[str, str]]) -
 
 
 @pytest.fixture(scope="module")
-def e5_answers(e5: SentimentModel, slices: dict[str, list[str]]) -> dict[str, list[SentimentResult | None]]:
+def e5_answers(e5: FineTunedSentimentModel, slices: dict[str, list[str]]) -> dict[str, list[SentimentResult | None]]:
     return {lang: e5.predict(texts, lang) for lang, texts in slices.items()}
 
 
 @pytest.mark.parametrize("lang", ["en", "de"])
 def test_cascade_routes_exactly_the_unsure_texts_to_e5(
-    lang: str, student: StaticSentimentModel, e5: SentimentModel,
+    lang: str, student: StaticSentimentModel, e5: FineTunedSentimentModel,
     slices: dict[str, list[str]], e5_answers: dict[str, list[SentimentResult | None]],
 ) -> None:
     cascade = CascadeSentiment.from_operating_point("balanced", fast=student, accurate=Recording(e5))
@@ -88,7 +98,7 @@ def test_student_agrees_with_e5_more_when_confident(
     assert agree[confident].mean() > agree[~confident].mean()
 
 
-def test_threshold_extremes(student: StaticSentimentModel, e5: SentimentModel, slices: dict[str, list[str]],
+def test_threshold_extremes(student: StaticSentimentModel, e5: FineTunedSentimentModel, slices: dict[str, list[str]],
                             e5_answers: dict[str, list[SentimentResult | None]]) -> None:
     texts = slices["de"][:20]
     never = CascadeSentiment(student, Recording(e5), threshold=0.0)
@@ -99,7 +109,7 @@ def test_threshold_extremes(student: StaticSentimentModel, e5: SentimentModel, s
     assert always.routing.accurate_share() == 1.0
 
 
-def test_version_names_both_models_and_thresholds(student: StaticSentimentModel, e5: SentimentModel) -> None:
+def test_version_names_both_models_and_thresholds(student: StaticSentimentModel, e5: FineTunedSentimentModel) -> None:
     cascade = CascadeSentiment(student, e5, {"en": 0.8, "de": 0.75})
     assert cascade.model_version == f"cascade({student.model_version}|{e5.model_version}|t=de:0.75,en:0.80)"
     assert cascade.languages == ("en", "de")
@@ -107,7 +117,18 @@ def test_version_names_both_models_and_thresholds(student: StaticSentimentModel,
         CascadeSentiment.from_operating_point("turbo")
 
 
-def test_bad_input_and_unknown_language(student: StaticSentimentModel, e5: SentimentModel) -> None:
+def test_shipped_thresholds_were_chosen_for_the_shipped_accurate_model(
+    e5: FineTunedSentimentModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["accurate_model"] == e5.model_version
+    with caplog.at_level(logging.WARNING, logger="nlp.cascade"):
+        CascadeSentiment.from_operating_point("balanced", accurate=e5)
+        assert caplog.records == []
+        CascadeSentiment.from_operating_point("balanced", accurate=SentimentModel())  # the frozen model
+    assert "nlp.distill --thresholds-only" in caplog.text
+
+
+def test_bad_input_and_unknown_language(student: StaticSentimentModel, e5: FineTunedSentimentModel) -> None:
     cascade = CascadeSentiment.from_operating_point("balanced", fast=student, accurate=e5)
     results = cascade.predict(["", "😡😡", "https://t.co/x", "Zug " * 250_000], "de")
     assert results[0] is None and all(r is not None for r in results[1:])
