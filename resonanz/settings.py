@@ -124,8 +124,8 @@ class NlpSettings(BaseModel):
     # How the bundled sentiment model runs (bench/enrich.py measures each): "finetuned" = e5-small
     # fine-tuned on EN+DE tweets, blended with the n-gram model (the most accurate; needs PyTorch,
     # falls back to "e5" without it); "e5" = frozen e5 embeddings + linear head, blended; "student" = the distilled static-embedding student only
-    # (~15x faster, 8-10 points lower); "cascade:speed|fast|balanced|quality" = the student decides
-    # when it is confident, e5 the rest (speed sends ~3% to e5, quality ~78%).
+    # (~8x faster, 8-13 points lower); "cascade:speed|fast|balanced|quality" = the student decides
+    # when it is confident, the fine-tuned e5 the rest (speed sends ~5% to e5, quality ~87%).
     sentiment_mode: Literal["finetuned", "e5", "student", "cascade:speed", "cascade:fast", "cascade:balanced", "cascade:quality"] = "finetuned"
     # Identical texts (retweets, copy-paste campaigns) are classified once; 0 turns the cache off.
     sentiment_cache_entries: int = Field(default=100_000, ge=0)
