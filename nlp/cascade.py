@@ -78,17 +78,19 @@ class CascadeSentiment:
     @classmethod
     def from_operating_point(
         cls, name: str = DEFAULT_OPERATING_POINT, path: Path = THRESHOLDS_PATH,
-        fast: SentimentClassifier | None = None, accurate: SentimentClassifier | None = None,
+        fast: SentimentClassifier | None = None, accurate: SentimentClassifier | None = None, precision: str = "auto",
     ) -> CascadeSentiment:
-        """Return the cascade with the per-language thresholds stored under `name` in cascade.json."""
+        """Return the cascade with the per-language thresholds stored under `name` in cascade.json
+        (`precision` is the bundled accurate model's encoder precision, when `accurate` is not given)."""
         stored = json.loads(path.read_text(encoding="utf-8"))
         points = stored["operating_points"]
         if name not in points:
             raise ValueError(f"unknown cascade operating point {name!r}; choose one of {sorted(points)}")
         thresholds = {lang: float(v["threshold"]) for lang, v in points[name].items()}
-        accurate = accurate or build_sentiment_model(DEFAULT_MODE)
+        accurate = accurate or build_sentiment_model(DEFAULT_MODE, precision=precision)
         chosen_for = stored.get("accurate_model")
-        if chosen_for and chosen_for != accurate.model_version:
+        # The encoder's precision moves too few answers to move a threshold: compare the weights.
+        if chosen_for and chosen_for != getattr(accurate, "weights_version", accurate.model_version):
             log.warning("the cascade thresholds in %s were chosen for %s, not %s: rerun "
                         "`python -m nlp.distill --thresholds-only` to fit them to this model",
                         path, chosen_for, accurate.model_version)
@@ -129,8 +131,10 @@ class CascadeSentiment:
         return results
 
 
-def build_sentiment_model(mode: str = DEFAULT_MODE, cache_entries: int = 0) -> SentimentClassifier:
+def build_sentiment_model(mode: str = DEFAULT_MODE, cache_entries: int = 0, precision: str = "auto") -> SentimentClassifier:
     """Return the sentiment model for `mode` (see MODES), wrapped in a text cache if `cache_entries` > 0.
+
+    `precision` is the fine-tuned e5 encoder's ([nlp] e5_precision), where the mode runs it.
 
     "finetuned" needs PyTorch; without it the frozen-e5 model ("e5") runs, with one warning.
     """
@@ -143,13 +147,13 @@ def build_sentiment_model(mode: str = DEFAULT_MODE, cache_entries: int = 0) -> S
             FineTunedSentimentModel,  # torch-backed; imported only when chosen
         )
 
-        model: SentimentClassifier = FineTunedSentimentModel()
+        model: SentimentClassifier = FineTunedSentimentModel(precision=precision)
     elif mode == "e5":
         model = SentimentModel()
     elif mode == "student":
         model = StaticSentimentModel()
     elif mode.startswith("cascade:"):
-        model = CascadeSentiment.from_operating_point(mode.split(":", 1)[1])
+        model = CascadeSentiment.from_operating_point(mode.split(":", 1)[1], precision=precision)
     else:
         raise ValueError(f"unknown sentiment mode {mode!r}; choose one of {', '.join(MODES)}")
     if cache_entries > 0:

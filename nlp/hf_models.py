@@ -79,6 +79,7 @@ class HFModelConfig(Protocol):
     sentiment_languages: Sequence[str]
     sentiment_labels: Mapping[str, str]
     ner_engine: str
+    e5_precision: str
     ner_model_en: str
     ner_model_de: str
     ner_labels: Mapping[str, str]

@@ -53,17 +53,19 @@ class Enricher:
         entity_models: Mapping[str, HFTokenClassifier] | None = None,
         intent: IntentModel | HFSequenceClassifier | None = None,
         ner_engine: str = "shared",
+        e5_precision: str = "auto",
     ) -> None:
         """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
 
         `entity_models` maps a language ("en", "de") to the token classifier used for it; other
         languages keep the bundled extractor, whose engine `ner_engine` picks ("e5", "spacy" or
-        "shared", which reads the fine-tuned sentiment model's encoder states).
+        "shared", which reads the fine-tuned sentiment model's encoder states); `e5_precision`
+        is how the bundled e5 encoders run ("auto", "fp32" or "bf16", see nlp.e5_torch.PRECISIONS).
         """
         self._brands = list(brands)
         self._language = LanguageDetector()
-        self._sentiment = sentiment if sentiment is not None else build_sentiment_model()
-        bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment)
+        self._sentiment = sentiment if sentiment is not None else build_sentiment_model(precision=e5_precision)
+        bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment, precision=e5_precision)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
         self._intent = intent if intent is not None else IntentModel()
         # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".
@@ -223,7 +225,7 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
     if config is None:
         return Enricher(brands)
     if is_bundled(config.sentiment_model):
-        sentiment: Any = build_sentiment_model(config.sentiment_mode, config.sentiment_cache_entries)
+        sentiment: Any = build_sentiment_model(config.sentiment_mode, config.sentiment_cache_entries, config.e5_precision)
     else:
         sentiment = HFSequenceClassifier(
             config.sentiment_model, labels=config.sentiment_labels, languages=config.sentiment_languages,
@@ -244,4 +246,5 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
                     path, labels=config.ner_labels, aggregation_strategy=config.ner_aggregation
                 )
             entity_models[lang] = token_models[path]
-    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, ner_engine=config.ner_engine)
+    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent,
+                    ner_engine=config.ner_engine, e5_precision=config.e5_precision)

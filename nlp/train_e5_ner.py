@@ -72,10 +72,11 @@ def encode(tokenizer: Tokenizer, sentence: Sentence, tag_ids: dict[str, int]) ->
 
 
 def tune_f1(models_dir: Path, lang: str, sentences: list[Sentence], engine: str = "e5") -> dict[str, float]:
-    """Score the saved model the way the product runs it (raw text through EntityExtractor)."""
+    """Score the saved model the way the product runs it (raw text through EntityExtractor), in
+    float32 so that the epoch chosen, and so the artefact, is the same on every CPU."""
     from nlp.entities import EntityExtractor
 
-    found = EntityExtractor([], models_dir=models_dir, engine=engine).extract([s.text for s in sentences], lang)
+    found = EntityExtractor([], models_dir=models_dir, engine=engine, precision="fp32").extract([s.text for s in sentences], lang)
     return score_spans([s.char_spans() for s in sentences], [{(e.start_char, e.end_char, e.label) for e in f} for f in found])
 
 

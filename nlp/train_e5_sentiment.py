@@ -162,7 +162,7 @@ def train(data_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
         },
     )
     # Evaluate what ships: reload the file through the product's model class.
-    shipped = FineTunedSentimentModel(path, lexical_path)
+    shipped = FineTunedSentimentModel(path, lexical_path, precision="fp32")
     metrics = evaluate(shipped, data_dir)
     metrics.update({
         "train_rows": len(texts),

@@ -103,7 +103,7 @@ def train_language(
     labels = sorted({label for part in splits.values() for s in part for *_, label in s.spans})
     tags = ["O"] + [f"{prefix}-{label}" for label in labels for prefix in "BI"]
     tag_ids = {tag: i for i, tag in enumerate(tags)}
-    sentiment = FineTunedSentimentModel(sentiment_path)
+    sentiment = FineTunedSentimentModel(sentiment_path, precision="fp32")  # trained on float32 states
     rows = encode_sentences(sentiment, splits["train"], tag_ids)
     encoded_seconds = time.perf_counter() - started
     tagger = build_piece_tagger(len(tags))

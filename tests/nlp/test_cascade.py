@@ -50,8 +50,9 @@ def student() -> StaticSentimentModel:
 
 @pytest.fixture(scope="module")
 def e5() -> FineTunedSentimentModel:
-    """The model the product's cascade sends unsure posts to."""
-    return FineTunedSentimentModel()
+    """The model the product's cascade sends unsure posts to, in float32: in bfloat16 a text's
+    probabilities move in the third decimal with the batch it is encoded in."""
+    return FineTunedSentimentModel(precision="fp32")
 
 
 @pytest.fixture(scope="module")
