@@ -11,6 +11,7 @@ Usage: python -m bench.nlp_eval
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -76,14 +77,47 @@ def vader_rows(sets: list[LabelledTexts]) -> list[dict]:
     return rows
 
 
+LANGUAGE_LABELS = BENCH / "data" / "language_labels.tsv"
+
+
+def adjudicated_languages(data: LabelledTexts) -> list[str]:
+    """Return each text's language: the hand label of bench/data/language_labels.tsv where there
+    is one (see LANGUAGE_LABELS.md), else the collection's; stops if a labelled text changed."""
+    gold = [data.lang] * len(data.texts)
+    with LANGUAGE_LABELS.open(encoding="utf-8") as handle:
+        next(handle)
+        for line in handle:
+            name, index, digest, label = line.rstrip("\n").split("\t")
+            if name != data.name:
+                continue
+            text = data.texts[int(index)]
+            if hashlib.sha1(text.encode("utf-8")).hexdigest()[:12] != digest:
+                raise SystemExit(f"bench/nlp_eval.py: {name} line {index} is not the text that was labelled; re-label it")
+            gold[int(index)] = label
+    return gold
+
+
+def language_correct(guess: str, gold: str) -> bool:
+    """Score one guess against a hand label: `mixed` takes en or de, `other` anything but them."""
+    if gold == "mixed":
+        return guess in ("en", "de")
+    if gold == "other":
+        return guess not in ("en", "de")
+    return guess == gold
+
+
 def language_rows(sets: list[LabelledTexts]) -> list[dict]:
-    detector = LanguageDetector()
+    """Accuracy against the collection's label and against per-tweet labels, with and without the prior."""
     rows = []
-    for data in sets:
-        guesses = [detector.detect(text).lang for text in data.texts]
-        split = SPLITS[data.name]
-        rows.append(row("language", data.name, data.lang, split, "accuracy", np.mean([g == data.lang for g in guesses]), len(data)))
-        rows.append(row("language", data.name, data.lang, split, "share_und", np.mean([g == "und" for g in guesses]), len(data)))
+    for task, detector in (("language", LanguageDetector()), ("language (no prior)", LanguageDetector(prior=1.0))):
+        for data in sets:
+            guesses = [detector.detect(text).lang for text in data.texts]
+            split = SPLITS[data.name]
+            rows.append(row(task, data.name, data.lang, split, "accuracy", np.mean([g == data.lang for g in guesses]), len(data)))
+            judged = [(g, t) for g, t in zip(guesses, adjudicated_languages(data)) if t != "none"]
+            rows.append(row(task, data.name, data.lang, split, "accuracy_per_tweet_labels",
+                            np.mean([language_correct(g, t) for g, t in judged]), len(judged)))
+            rows.append(row(task, data.name, data.lang, split, "share_und", np.mean([g == "und" for g in guesses]), len(data)))
     return rows
 
 

@@ -80,6 +80,8 @@ class HFModelConfig(Protocol):
     sentiment_labels: Mapping[str, str]
     ner_engine: str
     e5_precision: str
+    expected_languages: Sequence[str]
+    language_prior: float
     ner_model_en: str
     ner_model_de: str
     ner_labels: Mapping[str, str]

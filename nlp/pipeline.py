@@ -52,6 +52,7 @@ class Enricher:
         sentiment: SentimentModel | HFSequenceClassifier | None = None,
         entity_models: Mapping[str, HFTokenClassifier] | None = None,
         intent: IntentModel | HFSequenceClassifier | None = None,
+        language: LanguageDetector | None = None,
         ner_engine: str = "shared",
         e5_precision: str = "auto",
     ) -> None:
@@ -63,7 +64,7 @@ class Enricher:
         is how the bundled e5 encoders run ("auto", "fp32" or "bf16", see nlp.e5_torch.PRECISIONS).
         """
         self._brands = list(brands)
-        self._language = LanguageDetector()
+        self._language = language if language is not None else LanguageDetector()
         self._sentiment = sentiment if sentiment is not None else build_sentiment_model(precision=e5_precision)
         bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment, precision=e5_precision)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
@@ -246,5 +247,6 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
                     path, labels=config.ner_labels, aggregation_strategy=config.ner_aggregation
                 )
             entity_models[lang] = token_models[path]
-    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent,
+    language = LanguageDetector(config.expected_languages, config.language_prior)
+    return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, language=language,
                     ner_engine=config.ner_engine, e5_precision=config.e5_precision)

@@ -119,6 +119,12 @@ class RetentionPolicy(BaseModel):
 class NlpSettings(BaseModel):
     """Which enrich models run: "bundled", or the path of a local Hugging Face model directory (docs/models.md)."""
 
+    # The languages the sources mostly carry: language detection multiplies their probabilities
+    # by language_prior before it picks (1 = no preference), so short EN/DE posts stop being
+    # read as Italian or Esperanto; another language still wins when the model is that much surer.
+    expected_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
+    language_prior: float = Field(default=5.0, ge=1.0)
+
     # A sequence-classification model for sentiment; its labels map onto negative/neutral/positive.
     sentiment_model: str = "bundled"
     # How the bundled sentiment model runs (bench/enrich.py measures each): "finetuned" = e5-small

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from nlp.language import LanguageDetector
+from resonanz.settings import NlpSettings
 
 REPO = Path(__file__).parents[2]
 
@@ -23,11 +25,13 @@ def accuracy(detector: LanguageDetector, texts: list[str], expected: str) -> flo
 
 
 def test_detects_english_tweets(detector: LanguageDetector, en_tweets: list[tuple[str, str]]) -> None:
-    assert accuracy(detector, [text for _, text in en_tweets], "en") >= 0.90
+    assert accuracy(detector, [text for _, text in en_tweets], "en") >= 0.98  # measured 1.000
 
 
 def test_detects_german_tweets(detector: LanguageDetector, de_tweets: list[tuple[str, str]]) -> None:
-    assert accuracy(detector, [text for _, text in de_tweets], "de") >= 0.85
+    # Measured 0.903 (0.883 without the prior): the collection labels every tweet "de", English
+    # ones too (bench/data/LANGUAGE_LABELS.md).
+    assert accuracy(detector, [text for _, text in de_tweets], "de") >= 0.88
 
 
 @pytest.mark.parametrize(
@@ -67,3 +71,52 @@ def test_detection_writes_nothing_to_disk(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "de"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "without_prior"),
+    [
+        # Real posts of the CI slices and the bundled sample that the lite model alone misreads.
+        ("@user Hohoho. *lacht böse*", "de", "nl"),
+        ("@user @user da hast du recht, peinlich, peinlich", "de", "fr"),
+        ("@MicrosoftHelps @XboxSupport Brilliant, thank you!", "en", "eo"),
+    ],
+)
+def test_the_prior_keeps_short_posts_in_the_expected_languages(
+    detector: LanguageDetector, text: str, expected: str, without_prior: str
+) -> None:
+    assert LanguageDetector(prior=1.0).detect(text).lang == without_prior
+    assert detector.detect(text).lang == expected
+
+
+def test_the_prior_lifts_accuracy_on_real_en_and_de_tweets(
+    detector: LanguageDetector, en_tweets: list[tuple[str, str]], de_tweets: list[tuple[str, str]]
+) -> None:
+    plain = LanguageDetector(prior=1.0)
+    for tweets, lang in ((en_tweets, "en"), (de_tweets, "de")):
+        texts = [text for _, text in tweets]
+        assert accuracy(detector, texts, lang) >= accuracy(plain, texts, lang)
+
+
+def test_another_language_still_wins_when_the_model_is_sure(detector: LanguageDetector) -> None:
+    # A real Dutch tweet from UMSAB's German test split (bench/data/LANGUAGE_LABELS.md).
+    assert detector.detect("Was echt gezellig gisteravond ❤❤").lang == "nl"
+    # With no expected language the prior changes nothing.
+    assert LanguageDetector(expected=()).detect("@user Hohoho. *lacht böse*").lang == "nl"
+
+
+def test_the_prior_is_part_of_the_version_and_is_validated() -> None:
+    versions = {LanguageDetector().model_version, LanguageDetector(prior=1.0).model_version,
+                LanguageDetector(expected=("de",)).model_version}
+    assert len(versions) == 3
+    with pytest.raises(ValueError, match="language_prior must be at least 1"):
+        LanguageDetector(prior=0.5)
+    with pytest.raises(ValidationError):
+        NlpSettings(language_prior=0.5)
+
+
+def test_the_configured_languages_and_prior_reach_the_enricher() -> None:
+    from nlp.pipeline import build_enricher
+
+    version = build_enricher([], NlpSettings(expected_languages=["de"], language_prior=2.0)).model_versions()["language"]
+    assert version.endswith(LanguageDetector(expected=("de",), prior=2.0).model_version)
