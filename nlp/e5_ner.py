@@ -18,6 +18,7 @@ from typing import Any
 from nlp.e5_torch import (
     MAX_TOKENS,
     Tokenizer,
+    inference_batches,
     load_adapter_file,
     pad_batch,
     require_torch,
@@ -26,7 +27,6 @@ from nlp.errors import ModelMissingError
 from nlp.ner_data import bio_spans
 
 E5_NER_DIR = Path(__file__).resolve().parent / "models" / "ner_e5"
-BATCH_SIZE = 32
 
 
 def adapter_path(models_dir: Path, lang: str) -> Path:
@@ -70,11 +70,9 @@ class E5Tagger:
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         """Return one BIO tag per word for each sentence."""
         encoded = [word_pieces(self.tokenizer, words) for words in sentences]
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         results: list[list[str]] = [[] for _ in sentences]
         with self._torch.inference_mode():
-            for start in range(0, len(order), BATCH_SIZE):
-                rows = order[start : start + BATCH_SIZE]
+            for rows in inference_batches([len(pieces) + 2 for pieces, _ in encoded]):
                 ids, mask = pad_batch(self.tokenizer, [encoded[i][0] for i in rows])
                 logits = self._model.head(self._model.encoder(ids, mask))
                 best = logits.argmax(-1).tolist()

@@ -20,6 +20,7 @@ from nlp.e5_shared import SHARED_LAYERS, SharedEntityHeads, post_pieces
 from nlp.e5_torch import (
     AdaptedEncoder,
     Tokenizer,
+    inference_batches,
     load_adapter_file,
     mean_pool,
     pad_batch,
@@ -38,7 +39,6 @@ from nlp.sentiment import (
 
 FINETUNED_PATH = LEXICAL_PATH.with_name("sentiment_e5ft.npz")
 MODEL_NAME = "e5-finetuned-sentiment"
-BATCH_SIZE = 64
 
 
 def pooled_logits(
@@ -51,10 +51,8 @@ def pooled_logits(
     """
     encoded = [post_pieces(model.tokenizer, t) for t in texts]
     observe = heads is not None and heads.wants(lang)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     out = np.zeros((len(texts), model.head_weight.shape[0]), dtype=np.float32)
-    for start in range(0, len(order), BATCH_SIZE):
-        rows = order[start : start + BATCH_SIZE]
+    for rows in inference_batches([len(pieces) + 2 for pieces, _ in encoded]):
         ids, mask = pad_batch(model.tokenizer, [encoded[i][0] for i in rows])
         if observe:
             states = model.encoder.layer_states(ids, mask, SHARED_LAYERS)

