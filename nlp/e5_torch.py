@@ -32,9 +32,9 @@ BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
 MAX_TOKENS = 256  # content pieces per text; posts are short, long ones are cut
 WORD_CACHE = 200_000  # segmented words kept per tokenizer
 # Inference precision of the encoder's matrix products ([nlp] e5_precision). bfloat16 runs them
-# ~1.7x faster where the CPU multiplies bfloat16 natively (AVX-512 BF16, AMX) and changes the
-# argmax of 0.4% of sentiment predictions (bench/results/precision.json); elsewhere bfloat16 is
-# emulated and slower than float32, so "auto" picks it only on such CPUs. Training is float32.
+# ~1.7x faster (enrich 1.5x) where the CPU multiplies bfloat16 natively (AVX-512 BF16, AMX) and
+# changes the argmax of 0.1-0.2% of sentiment predictions (bench/results/precision.json); elsewhere
+# bfloat16 is emulated and slower than float32, so "auto" picks it only there. Training is float32.
 PRECISIONS = ("auto", "fp32", "bf16")
 
 

@@ -142,8 +142,8 @@ class NlpSettings(BaseModel):
     # a second pass); "spacy" = the small spaCy CNNs (fastest, least accurate). The e5 engines
     # need PyTorch and fall back to "spacy" without it.
     ner_engine: Literal["e5", "spacy", "shared"] = "shared"
-    # How the bundled e5 encoders multiply: "bf16" is ~1.7x faster where the CPU has native
-    # bfloat16 (AVX-512 BF16 or AMX) and moves 0.4% of sentiment answers; "auto" uses it only
+    # How the bundled e5 encoders multiply: "bf16" makes enrich ~1.5x faster where the CPU has native
+    # bfloat16 (AVX-512 BF16 or AMX) and moves 0.1–0.2% of sentiment answers; "auto" uses it only
     # there; "fp32" reproduces the trained models' own arithmetic. Part of each model version.
     e5_precision: Literal["auto", "fp32", "bf16"] = "auto"
     # Token-classification models for entities, per language; labels map onto PER/ORG/LOC/PRODUCT/MISC.
