@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import accumulate
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -61,8 +62,7 @@ def post_pieces(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[int]]:
         ids = tokenizer.encode(normalised, ends_text=number == len(words))
         lengths = tokenizer.piece_lengths(ids)
         if normalised == word and sum(lengths) == len(word):
-            offsets = np.cumsum([0, *lengths[:-1]]) + match.start()
-            starts.extend(int(x) for x in offsets)
+            starts.extend(accumulate(lengths[:-1], initial=match.start()))
         else:
             starts.extend([match.start()] * len(ids))
         pieces.extend(ids)
