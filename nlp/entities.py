@@ -87,8 +87,12 @@ class EntityExtractor:
             log.warning("PyTorch is not installed, so entities use the spaCy models; install the [hf] "
                         "extra for the more accurate e5 NER, or set ner_engine = \"spacy\" to silence this")
         self._shared = self._shared_source(sentiment, precision) if self._engine == "shared" else None
-        # The encoder precision entities are tagged with: "shared" rides on the sentiment model's pass.
-        self._precision = self._shared.precision if self._shared is not None else resolve_precision(precision)
+        # The encoder precision entities are tagged with: "shared" rides on the sentiment model's
+        # pass; spaCy runs no encoder (and so imports no torch to ask the CPU).
+        if self._shared is not None:
+            self._precision = self._shared.precision
+        else:
+            self._precision = resolve_precision(precision) if self._engine == "e5" else "fp32"
         self._pipelines: dict[str, Any] = {}
         self._taggers: dict[str, E5Tagger] = {}
         self._weights: dict[str, str] = {}  # artefact digest per language, computed once
