@@ -381,8 +381,8 @@ def inference_batches(lengths: list[int], max_tokens: int = 1024, max_rows: int 
     rows padded to its longest stay within `max_tokens` pieces (and `max_rows` rows).
 
     A fixed number of rows pads a batch of tweets to the one long blog post among them; a piece
-    budget gives short posts wide batches and long ones narrow batches (enrich 1.5x faster than
-    64 rows at a time on the bench.enrich mix).
+    budget gives short posts wide batches and long ones narrow batches (enrich 1.7x faster in
+    bfloat16, 1.9x in float32, than 64 rows at a time on the bench.enrich mix).
     """
     batches: list[list[int]] = []
     for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):

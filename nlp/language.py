@@ -2,7 +2,7 @@
 
 A listening stream is set up for a few languages ([nlp] expected_languages, EN and DE by
 default), and the lite model, trained on longer text, often calls a short German or English
-tweet Italian, Estonian or Esperanto ("ach sei leise." → it, "Thank you!" → eo). So the
+tweet French, Dutch or Esperanto ("da hast du recht, peinlich" → fr, "Thank you!" → eo). So the
 detector multiplies the expected languages' probabilities by a prior ([nlp] language_prior,
 5) before it picks: another language still wins when the model is at least five times surer
 of it. On real tweets (bench/nlp_eval.py, scored against per-tweet language labels where the
