@@ -109,12 +109,13 @@ def language_correct(guess: str, gold: str) -> bool:
 def language_rows(sets: list[LabelledTexts]) -> list[dict]:
     """Accuracy against the collection's label and against per-tweet labels, with and without the prior."""
     rows = []
+    gold = {data.name: adjudicated_languages(data) for data in sets}
     for task, detector in (("language", LanguageDetector()), ("language (no prior)", LanguageDetector(prior=1.0))):
         for data in sets:
             guesses = [detector.detect(text).lang for text in data.texts]
             split = SPLITS[data.name]
             rows.append(row(task, data.name, data.lang, split, "accuracy", np.mean([g == data.lang for g in guesses]), len(data)))
-            judged = [(g, t) for g, t in zip(guesses, adjudicated_languages(data)) if t != "none"]
+            judged = [(g, t) for g, t in zip(guesses, gold[data.name]) if t != "none"]
             rows.append(row(task, data.name, data.lang, split, "accuracy_per_tweet_labels",
                             np.mean([language_correct(g, t) for g, t in judged]), len(judged)))
             rows.append(row(task, data.name, data.lang, split, "share_und", np.mean([g == "und" for g in guesses]), len(data)))

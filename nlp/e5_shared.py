@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from itertools import accumulate
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 

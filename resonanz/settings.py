@@ -121,7 +121,7 @@ class NlpSettings(BaseModel):
 
     # The languages the sources mostly carry: language detection multiplies their probabilities
     # by language_prior before it picks (1 = no preference), so short EN/DE posts stop being
-    # read as Italian or Esperanto; another language still wins when the model is that much surer.
+    # read as French or Esperanto; another language still wins when the model is that much surer.
     expected_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
     language_prior: float = Field(default=5.0, ge=1.0)
 
