@@ -107,10 +107,16 @@ def language_correct(guess: str, gold: str) -> bool:
 
 
 def language_rows(sets: list[LabelledTexts]) -> list[dict]:
-    """Accuracy against the collection's label and against per-tweet labels, with and without the prior."""
+    """Accuracy against the collection's label and against per-tweet labels: the shipped detector,
+    without Lingua's second opinion, and the lite model alone."""
     rows = []
     gold = {data.name: adjudicated_languages(data) for data in sets}
-    for task, detector in (("language", LanguageDetector()), ("language (no prior)", LanguageDetector(prior=1.0))):
+    variants = (
+        ("language", LanguageDetector()),
+        ("language (prior, no Lingua)", LanguageDetector(second_opinion=False)),
+        ("language (lite model alone)", LanguageDetector(prior=1.0, second_opinion=False)),
+    )
+    for task, detector in variants:
         for data in sets:
             guesses = [detector.detect(text).lang for text in data.texts]
             split = SPLITS[data.name]
