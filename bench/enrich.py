@@ -6,7 +6,9 @@ realistic EN+DE mix and differs only in the sentiment model:
 * e5 everywhere (today's default), the static student alone, the cascade at its three
   operating points (thresholds chosen on validation by nlp/distill.py), cascade + text cache;
 * "relevance first": sentiment only on posts that mention a tracked brand (other posts keep
-  sentiment None), with e5 and with the cascade + cache.
+  sentiment None): the product's `[nlp] model_scope = "brand_posts"` with the default models
+  (sentiment and entities both skip off-topic posts), and bench wrappers with e5 and with the
+  cascade + cache.
 
 Each option runs in its own process so peak memory (ru_maxrss) is its own. Quality is scored
 on TweetEval validation (EN macro-recall) and UMSAB German test (macro-F1) from the cached e5
@@ -48,6 +50,7 @@ DATA_SHARE = 0.3
 OPTIONS: dict[str, str] = {
     "shared": "fine-tuned e5 sentiment + entity heads on its encoder states, one e5 pass (default)",
     "shared_cache": "the default as configured: shared pass + text cache",
+    "shared_brand_posts": "the default with model_scope = brand_posts: sentiment and entities only for posts naming a brand",
     "finetuned": "fine-tuned e5 sentiment + fine-tuned e5 entities (two e5 passes)",
     "e5": "frozen e5 everywhere, spaCy entities",
     "student": "static student only",
@@ -63,7 +66,10 @@ OPTIONS: dict[str, str] = {
 
 # The entity engine per option: the default pairs the fine-tuned models; the other options keep
 # the spaCy entities they were measured with, so their rows compare with earlier runs.
-NER_ENGINE: dict[str, str] = {"finetuned": "e5", "shared": "shared", "shared_cache": "shared"}
+NER_ENGINE: dict[str, str] = {"finetuned": "e5", "shared": "shared", "shared_cache": "shared", "shared_brand_posts": "shared"}
+# Options that are a product setting rather than a bench wrapper: [nlp] model_scope.
+MODEL_SCOPE: dict[str, str] = {"shared_brand_posts": "brand_posts"}
+SHARED = ("finetuned", "shared", "shared_cache", "shared_brand_posts")
 
 
 def brands() -> list[Brand]:
@@ -173,11 +179,11 @@ def build_option(name: str, brand_list: list[Brand], timings: dict[str, float], 
     e5 = Timed(SentimentModel(), "sentiment:e5", timings, cpu)
     student = Timed(StaticSentimentModel(), "sentiment:student", timings, cpu)
     cascade = cache = None
-    if name in ("finetuned", "shared", "shared_cache") or "cascade" in name:
+    if name in SHARED or "cascade" in name:
         from nlp.e5_sentiment import FineTunedSentimentModel
 
         finetuned = Timed(FineTunedSentimentModel(), "sentiment:finetuned", timings, cpu)
-    if name in ("finetuned", "shared", "shared_cache"):
+    if name in SHARED:
         model = finetuned
     elif name == "e5":
         model = e5
@@ -209,7 +215,10 @@ def run_option(name: str, per_language: int) -> dict:
     cpu: dict[str, float] = defaultdict(float)
     model, cascade, cache = build_option(name, brand_list, timings, cpu)
     parameters = inspect.signature(Enricher).parameters
-    if "ner_engine" in parameters:
+    if "model_scope" in parameters:
+        enricher = Enricher(brand_list, sentiment=model, ner_engine=NER_ENGINE.get(name, "spacy"),
+                            model_scope=MODEL_SCOPE.get(name, "all_posts"))
+    elif "ner_engine" in parameters:
         enricher = Enricher(brand_list, sentiment=model, ner_engine=NER_ENGINE.get(name, "spacy"))
     elif "sentiment" in parameters:
         # Post-level and per-brand (targeted) sentiment both use the option's model.
@@ -316,6 +325,7 @@ def quality() -> dict[str, dict]:
         out["finetuned"][key] = score(finetuned_pred)
         out["shared"][key] = out["finetuned"][key]  # the same sentiment model; only entities differ
         out["shared_cache"][key] = out["finetuned"][key]  # the cache never changes an answer's meaning
+        out["shared_brand_posts"][key] = out["finetuned"][key]  # the same model, on fewer posts
         out["student"][key] = score(fast.argmax(axis=1))
         for point, per_lang in points.items():
             threshold = float(per_lang[lang]["threshold"])
@@ -337,7 +347,7 @@ def table(rows: list[dict], scores: dict[str, dict]) -> str:
     for row in rows:
         share = row["share_of_time"]
         q = scores.get(row["option"], {})
-        e5_share = row.get("e5_share_of_judged_posts", 1.0 if "e5" in row["option"] or row["option"] in ("finetuned", "shared", "shared_cache") else 0.0)
+        e5_share = row.get("e5_share_of_judged_posts", 1.0 if "e5" in row["option"] or row["option"] in SHARED else 0.0)
         lines.append(
             f"| {row['label']} | {row['posts_per_second']} ({row['idle_estimate_posts_per_second']}) | {e5_share:.0%} | "
             f"{share.get('sentiment:e5', 0) + share.get('sentiment:finetuned', 0):.0%} / {share.get('sentiment:student', 0):.0%} / {share.get('entities', 0):.0%} | "

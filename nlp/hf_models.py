@@ -82,6 +82,7 @@ class HFModelConfig(Protocol):
     e5_precision: str
     expected_languages: Sequence[str]
     language_prior: float
+    model_scope: str
     ner_model_en: str
     ner_model_de: str
     ner_labels: Mapping[str, str]

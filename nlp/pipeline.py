@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 ENTITIES_MODEL = "spacy-entities"
 RELEVANCE_MODEL = "brand-gazetteer"
+# Which posts the sentiment and entity models read ([nlp] model_scope): every post, or only the
+# posts that name a tracked brand. Language, relevance, brand matches and intent cover every post.
+MODEL_SCOPES = ("all_posts", "brand_posts")
 
 
 def _count_per_post(rows: Sequence[Any]) -> dict[tuple[str, str], int]:
@@ -55,15 +58,20 @@ class Enricher:
         language: LanguageDetector | None = None,
         ner_engine: str = "shared",
         e5_precision: str = "auto",
+        model_scope: str = "all_posts",
     ) -> None:
         """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
 
         `entity_models` maps a language ("en", "de") to the token classifier used for it; other
         languages keep the bundled extractor, whose engine `ner_engine` picks ("e5", "spacy" or
         "shared", which reads the fine-tuned sentiment model's encoder states); `e5_precision`
-        is how the bundled e5 encoders run ("auto", "fp32" or "bf16", see nlp.e5_torch.PRECISIONS).
+        is how the bundled e5 encoders run ("auto", "fp32" or "bf16", see nlp.e5_torch.PRECISIONS);
+        `model_scope` is which posts the sentiment and entity models read (MODEL_SCOPES).
         """
+        if model_scope not in MODEL_SCOPES:
+            raise ValueError(f"model_scope must be one of {', '.join(MODEL_SCOPES)}, not {model_scope!r}")
         self._brands = list(brands)
+        self._brand_posts_only = model_scope == "brand_posts"
         self._language = language if language is not None else LanguageDetector()
         self._sentiment = sentiment if sentiment is not None else build_sentiment_model(precision=e5_precision)
         bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment, precision=e5_precision)
@@ -75,6 +83,9 @@ class Enricher:
         self._matcher = BrandMatcher(self._brands)
         # Per-brand sentiment: the clause around each mention, judged by the same sentiment model.
         self._targeted = TargetedSentiment(self._sentiment)
+        # Under "brand_posts" the sentiment and entity answers depend on the brand list too: a post
+        # that names a newly tracked brand must be read again, so the list is part of their versions.
+        self._scope_suffix = f"+brand-posts.{self._entities.brand_digest}" if self._brand_posts_only else ""
         # Seconds spent per model since construction, for bench/enrich.py.
         self.timings: dict[str, float] = defaultdict(float)
 
@@ -87,7 +98,7 @@ class Enricher:
         """
         return {
             "language": f"{LANGUAGE_MODEL}@{self._language.model_version}",
-            "sentiment": f"{self._sentiment_name}@{self._sentiment.model_version}",
+            "sentiment": f"{self._sentiment_name}@{self._sentiment_version()}",
             "intent": f"{self._intent_name}@{self._intent.model_version}",
             "entities": f"{ENTITIES_MODEL}@{self._entities_version()}",
             "relevance": f"{RELEVANCE_MODEL}@{self._entities.brand_digest}",
@@ -97,19 +108,22 @@ class Enricher:
         """Return annotations, entities and brand mentions for `posts` (never raises on bad text)."""
         texts = [safe_text(post.text) for post in posts]
         languages = self._timed("language", self._detect_languages, posts, texts)
-        sentiments = self._timed("sentiment", self._classify, self._sentiment, texts, languages)
+        matches = self._timed("brands", lambda: [self._matcher.find(text) for text in texts])
+        # Posts the sentiment and entity models read; the others keep no label and no entities.
+        deep = [bool(found) or not self._brand_posts_only for found in matches]
+        sentiments = self._timed("sentiment", self._classify, self._sentiment, texts, languages, deep)
         intents = self._timed("intent", self._classify, self._intent, texts, languages)
         out = Enrichment()
-        out.entities = self._timed("entities", self._extract_entities, posts, texts, languages)
-        out.brand_mentions = self._timed("brands", self._match_brands, posts, texts, languages, sentiments)
+        out.entities = self._timed("entities", self._extract_entities, posts, texts, languages, deep)
+        out.brand_mentions = self._timed("brands", self._match_brands, posts, texts, languages, matches, sentiments)
         entity_counts = _count_per_post(out.entities)
         brand_counts = _count_per_post(out.brand_mentions)
         entities_version = self._entities_version()
         for post, guess, sentiment, intent in zip(posts, languages, sentiments, intents):
             key = (post.source, post.post_id)
             out.annotations.append(self._language_row(post, guess))
-            out.annotations.append(self._label_row(post, "sentiment", sentiment, self._sentiment_name, self._sentiment))
-            out.annotations.append(self._label_row(post, "intent", intent, self._intent_name, self._intent))
+            out.annotations.append(self._label_row(post, "sentiment", sentiment, self._sentiment_name, self._sentiment_version()))
+            out.annotations.append(self._label_row(post, "intent", intent, self._intent_name, self._intent.model_version))
             out.annotations.append(Annotation(
                 post.source, post.post_id, "entities", None, float(entity_counts.get(key, 0)),
                 ENTITIES_MODEL, entities_version))
@@ -119,12 +133,15 @@ class Enricher:
                 float(mentions), RELEVANCE_MODEL, self._entities.brand_digest))
         return out
 
+    def _sentiment_version(self) -> str:
+        return self._sentiment.model_version + self._scope_suffix
+
     def _entities_version(self) -> str:
         parts = []
         for lang in ("en", "de", "xx"):
             name, version = self._entities.model(lang)
             parts.append(f"{lang}:{name}@{version}")
-        return ";".join(parts)
+        return ";".join(parts) + self._scope_suffix
 
     def _timed(self, name: str, step: Any, *args: Any) -> Any:
         started = time.perf_counter()
@@ -136,12 +153,15 @@ class Enricher:
     def _detect_languages(self, posts: Sequence[PostText], texts: list[str]) -> list[LanguageGuess]:
         return [self._language.detect(text, post.lang_hint) for post, text in zip(posts, texts)]
 
-    def _classify(self, model: Any, texts: list[str], languages: list[LanguageGuess]) -> list[Any]:
-        """Run a per-language classifier (sentiment or intent) over the texts it has a language for."""
+    def _classify(
+        self, model: Any, texts: list[str], languages: list[LanguageGuess], wanted: list[bool] | None = None
+    ) -> list[Any]:
+        """Run a per-language classifier (sentiment or intent) over the `wanted` texts it has a language for."""
         results: list[Any] = [None] * len(texts)
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, guess in enumerate(languages):
-            by_lang[guess.lang].append(i)
+            if wanted is None or wanted[i]:
+                by_lang[guess.lang].append(i)
         supported = model.languages
         for lang, indices in by_lang.items():
             if lang not in supported:
@@ -152,11 +172,12 @@ class Enricher:
         return results
 
     def _extract_entities(
-        self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess]
+        self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess], wanted: list[bool]
     ) -> list[EntitySpan]:
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, guess in enumerate(languages):
-            by_lang["en" if guess.lang == "en" else "de" if guess.lang == "de" else "xx"].append(i)
+            if wanted[i]:
+                by_lang["en" if guess.lang == "en" else "de" if guess.lang == "de" else "xx"].append(i)
         rows: list[EntitySpan] = []
         for lang, indices in sorted(by_lang.items()):
             name, model_version = self._entities.model(lang)
@@ -171,11 +192,10 @@ class Enricher:
 
     def _match_brands(
         self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess],
-        sentiments: list[SentimentResult | None],
+        found: list[Any], sentiments: list[SentimentResult | None],
     ) -> list[BrandMention]:
         rows: list[BrandMention] = []
-        for post, text, guess, sentiment in zip(posts, texts, languages, sentiments):
-            matches = self._matcher.find(text)
+        for post, text, guess, matches, sentiment in zip(posts, texts, languages, found, sentiments):
             if not matches:
                 continue
             spans = [(m.start_char, m.end_char) for m in matches]
@@ -198,9 +218,9 @@ class Enricher:
         version = self._language.model_version
         return Annotation(post.source, post.post_id, "language", guess.lang, guess.score, LANGUAGE_MODEL, version)
 
-    def _label_row(self, post: PostText, task: Task, result: Any, name: str, model: Any) -> Annotation:
+    def _label_row(self, post: PostText, task: Task, result: Any, name: str, version: str) -> Annotation:
         label, score = (result.label, result.score) if result else (None, None)
-        return Annotation(post.source, post.post_id, task, label, score, name, model.model_version)
+        return Annotation(post.source, post.post_id, task, label, score, name, version)
 
 
 def _per_item_on_error(step: Any, batch: list[str], lang: str) -> list[Any]:
@@ -249,4 +269,4 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
             entity_models[lang] = token_models[path]
     language = LanguageDetector(config.expected_languages, config.language_prior)
     return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, language=language,
-                    ner_engine=config.ner_engine, e5_precision=config.e5_precision)
+                    ner_engine=config.ner_engine, e5_precision=config.e5_precision, model_scope=config.model_scope)

@@ -146,6 +146,11 @@ class NlpSettings(BaseModel):
     # bfloat16 (AVX-512 BF16 or AMX) and moves 0.1–0.2% of sentiment answers; "auto" uses it only
     # there; "fp32" reproduces the trained models' own arithmetic. Part of each model version.
     e5_precision: Literal["auto", "fp32", "bf16"] = "auto"
+    # Which posts the sentiment and entity models read: "all_posts", or "brand_posts" (only posts
+    # that name a tracked brand; the rest keep language, relevance and intent but get no sentiment
+    # and no entities). "brand_posts" saves the e5 pass on off-topic posts: worth it where feeds
+    # or broad searches bring in many posts that name none of your brands.
+    model_scope: Literal["all_posts", "brand_posts"] = "all_posts"
     # Token-classification models for entities, per language; labels map onto PER/ORG/LOC/PRODUCT/MISC.
     ner_model_en: str = "bundled"
     ner_model_de: str = "bundled"
