@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nlp.brands import BrandConfig, BrandMatcher
+from nlp.brands import BrandConfig, BrandMatch, BrandMatcher
 from nlp.cascade import build_sentiment_model
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
@@ -192,7 +192,7 @@ class Enricher:
 
     def _match_brands(
         self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess],
-        found: list[Any], sentiments: list[SentimentResult | None],
+        found: list[list[BrandMatch]], sentiments: list[SentimentResult | None],
     ) -> list[BrandMention]:
         rows: list[BrandMention] = []
         for post, text, guess, matches, sentiment in zip(posts, texts, languages, found, sentiments):
