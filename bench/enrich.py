@@ -51,6 +51,8 @@ OPTIONS: dict[str, str] = {
     "shared": "fine-tuned e5 sentiment + entity heads on its encoder states, one e5 pass (default)",
     "shared_cache": "the default as configured: shared pass + text cache",
     "shared_brand_posts": "the default with model_scope = brand_posts: sentiment and entities only for posts naming a brand",
+    "shared_int8": "the default with e5_precision = int8 (calibrated int8 products)",
+    "shared_brand_posts_int8": "model_scope = brand_posts and e5_precision = int8",
     "finetuned": "fine-tuned e5 sentiment + fine-tuned e5 entities (two e5 passes)",
     "e5": "frozen e5 everywhere, spaCy entities",
     "student": "static student only",
@@ -66,10 +68,11 @@ OPTIONS: dict[str, str] = {
 
 # The entity engine per option: the default pairs the fine-tuned models; the other options keep
 # the spaCy entities they were measured with, so their rows compare with earlier runs.
-NER_ENGINE: dict[str, str] = {"finetuned": "e5", "shared": "shared", "shared_cache": "shared", "shared_brand_posts": "shared"}
-# Options that are a product setting rather than a bench wrapper: [nlp] model_scope.
-MODEL_SCOPE: dict[str, str] = {"shared_brand_posts": "brand_posts"}
-SHARED = ("finetuned", "shared", "shared_cache", "shared_brand_posts")
+SHARED = ("finetuned", "shared", "shared_cache", "shared_brand_posts", "shared_int8", "shared_brand_posts_int8")
+NER_ENGINE: dict[str, str] = {name: "shared" for name in SHARED} | {"finetuned": "e5"}
+# Options that are a product setting rather than a bench wrapper: [nlp] model_scope and e5_precision.
+MODEL_SCOPE: dict[str, str] = {"shared_brand_posts": "brand_posts", "shared_brand_posts_int8": "brand_posts"}
+PRECISION: dict[str, str] = {"shared_int8": "int8", "shared_brand_posts_int8": "int8"}
 
 
 def brands() -> list[Brand]:
@@ -182,7 +185,7 @@ def build_option(name: str, brand_list: list[Brand], timings: dict[str, float], 
     if name in SHARED or "cascade" in name:
         from nlp.e5_sentiment import FineTunedSentimentModel
 
-        finetuned = Timed(FineTunedSentimentModel(), "sentiment:finetuned", timings, cpu)
+        finetuned = Timed(FineTunedSentimentModel(precision=PRECISION.get(name, "auto")), "sentiment:finetuned", timings, cpu)
     if name in SHARED:
         model = finetuned
     elif name == "e5":
@@ -217,7 +220,7 @@ def run_option(name: str, per_language: int) -> dict:
     parameters = inspect.signature(Enricher).parameters
     if "model_scope" in parameters:
         enricher = Enricher(brand_list, sentiment=model, ner_engine=NER_ENGINE.get(name, "spacy"),
-                            model_scope=MODEL_SCOPE.get(name, "all_posts"))
+                            model_scope=MODEL_SCOPE.get(name, "all_posts"), e5_precision=PRECISION.get(name, "auto"))
     elif "ner_engine" in parameters:
         enricher = Enricher(brand_list, sentiment=model, ner_engine=NER_ENGINE.get(name, "spacy"))
     elif "sentiment" in parameters:
@@ -309,6 +312,7 @@ def quality() -> dict[str, dict]:
     embed = cached_embedder(teacher)
     student = StaticSentimentModel()
     finetuned = FineTunedSentimentModel()
+    int8 = FineTunedSentimentModel(precision="int8")
     points = json.loads(THRESHOLDS_PATH.read_text(encoding="utf-8"))["operating_points"]
     sets = {"en": (read_tweeteval_val(DATA), recall_score), "de": (read_umsab(DATA, "german", "test"), f1_score)}
     out: dict[str, dict] = defaultdict(dict)
@@ -326,6 +330,8 @@ def quality() -> dict[str, dict]:
         out["shared"][key] = out["finetuned"][key]  # the same sentiment model; only entities differ
         out["shared_cache"][key] = out["finetuned"][key]  # the cache never changes an answer's meaning
         out["shared_brand_posts"][key] = out["finetuned"][key]  # the same model, on fewer posts
+        out["shared_int8"][key] = score(int8.probabilities(data.texts, lang).argmax(axis=1))
+        out["shared_brand_posts_int8"][key] = out["shared_int8"][key]
         out["student"][key] = score(fast.argmax(axis=1))
         for point, per_lang in points.items():
             threshold = float(per_lang[lang]["threshold"])

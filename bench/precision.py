@@ -1,7 +1,7 @@
-"""Float32 against bfloat16 e5 passes, side by side: quality, agreement and enrich speed.
+"""Float32, bfloat16 and int8 e5 passes, side by side: quality, agreement and enrich speed.
 
-`[nlp] e5_precision` picks how the bundled e5 encoders multiply ("auto" = bfloat16 where the
-CPU has native bfloat16). This runs the default models both ways on the same real data:
+`[nlp] e5_precision` picks how the bundled e5 encoders multiply ("auto" = the fastest the CPU
+runs natively). This runs the default models each way on the same real data:
 
 * sentiment (the fine-tuned model as shipped): TweetEval validation macro-recall, UMSAB EN and
   DE test macro-F1, and the share of answers that equal the float32 ones;
@@ -32,7 +32,7 @@ from bench.rows import print_rows, row, write_results
 
 DATA = Path(os.environ.get("RESONANZ_DATA", "/work/shared/data"))
 RESULTS = Path(__file__).parent / "results" / "precision.json"
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
 
 
 def sentiment_rows(predictions: dict[str, dict[str, np.ndarray]], sets: dict) -> list[dict]:
@@ -52,7 +52,7 @@ def sentiment_rows(predictions: dict[str, dict[str, np.ndarray]], sets: dict) ->
 
 
 def quality_rows() -> list[dict]:
-    """Return sentiment and entity rows for both precisions."""
+    """Return sentiment and entity rows for every precision."""
     from bench.eval_ner import extractor_spans
     from nlp.e5_sentiment import FineTunedSentimentModel
     from nlp.entities import EntityExtractor
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row(f"enrich speed ({precision})", "bench.enrich mix", "en+de", "-", "posts_per_s_median", rates[len(rates) // 2], measured[0]["posts"]))
     print_rows(rows)
     write_results(RESULTS, rows, speed_runs=runs, seconds=round(time.perf_counter() - started, 1), machine=machine_info(),
-                  notes="Each speed run is a fresh process; the precisions alternate so that both see the same machine load.")
+                  notes="Each speed run is a fresh process; the precisions alternate so that all see the same machine load.")
     return 0
 
 

@@ -77,7 +77,7 @@ class FineTunedSentimentModel:
         precision: str = "auto",
     ) -> None:
         """`entity_heads`, if given, tag entities from the same encoder pass (ner_engine = "shared");
-        `precision` is the encoder's ([nlp] e5_precision: "auto", "fp32" or "bf16")."""
+        `precision` is the encoder's ([nlp] e5_precision: "auto", "fp32", "bf16" or "int8")."""
         self.path, self.lexical_path = path, lexical_path
         self.entity_heads = entity_heads
         self.precision = resolve_precision(precision)
@@ -93,7 +93,7 @@ class FineTunedSentimentModel:
 
     @property
     def model_version(self) -> str:
-        """Return the weights' version, plus "+bf16" where the encoder runs in bfloat16."""
+        """Return the weights' version, plus "+bf16" or "+int8" where the encoder runs so."""
         return self.weights_version + precision_suffix(self.precision)
 
     @property

