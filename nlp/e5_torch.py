@@ -74,6 +74,15 @@ def native_bf16() -> bool:
     return any(check() for check in checks if check is not None)
 
 
+def int8_kernels() -> bool:
+    """Return True where PyTorch has the oneDNN int8 linear kernels "int8" runs on (x86 builds)."""
+    torch = require_torch()
+    try:
+        return hasattr(torch.ops.onednn, "qlinear_pointwise") and torch.backends.mkldnn.is_available()
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def resolve_precision(precision: str) -> str:
     """Return "fp32", "bf16" or "int8" for a configured precision ("auto" asks the CPU; see PRECISIONS)."""
     if precision not in PRECISIONS:
@@ -403,6 +412,11 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             if precision == "int8":
                 if int8_ranges is None:
                     raise ValueError("int8 inference needs each linear layer's input range")
+                if not int8_kernels():
+                    raise ModelMissingError(
+                        "e5_precision = \"int8\" needs PyTorch's oneDNN int8 kernels (x86 CPUs); this PyTorch "
+                        "or CPU lacks them: set [nlp] e5_precision to auto"
+                    )
                 for name, module in self.linear_layers():
                     module.quantise(*int8_ranges[name])
             self.precision = precision

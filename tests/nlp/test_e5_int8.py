@@ -4,6 +4,7 @@ not depend on its batch; ranges that do not belong to the adapter are refused wi
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ pytest.importorskip("torch")
 
 from nlp.calibrate_int8 import write_ranges
 from nlp.e5_sentiment import FINETUNED_PATH, FineTunedSentimentModel
-from nlp.e5_torch import int8_ranges_path, load_adapter_file, read_int8_ranges
+from nlp.e5_torch import int8_kernels, int8_ranges_path, load_adapter_file, read_int8_ranges
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
 
@@ -80,3 +81,9 @@ def test_calibration_writes_ranges_the_adapter_loads_with(
     assert model.weights_version == bundled.weights_version and model.model_version != bundled.model_version
     assert EntityExtractor([], engine="shared", sentiment=model).model("de")[1] != \
         EntityExtractor([], engine="shared", sentiment=bundled).model("de")[1]
+
+
+def test_the_int8_kernels_are_found_on_x86() -> None:
+    # Elsewhere "int8" stops with a message that names "auto" instead of failing in a kernel call.
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert int8_kernels()
