@@ -124,7 +124,7 @@ def read_int8_ranges(adapter_path: Path) -> dict[str, tuple[float, float]]:
 
 
 def precision_suffix(precision: str) -> str:
-    """Return what a model version adds for a resolved precision: "" for float32, "+bf16" otherwise."""
+    """Return what a model version adds for a resolved precision: "" for float32, else "+bf16" or "+int8"."""
     return "" if precision == "fp32" else f"+{precision}"
 
 
@@ -329,7 +329,7 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             flat = x.reshape(-1, x.shape[-1])
             with warnings.catch_warnings():
                 # torch marks quantised tensor types as deprecated; torch is pinned (constraints.txt)
-                # and tests/nlp/test_e5_precision.py runs this path.
+                # and tests/nlp/test_e5_int8.py and test_e5_precision.py run this path.
                 warnings.simplefilter("ignore")
                 codes = torch.quantize_per_tensor(flat, self.input_scale, self.input_zero, torch.quint8).int_repr()
             out = torch.ops.onednn.qlinear_pointwise(
