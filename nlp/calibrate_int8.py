@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nlp.e5_sentiment import FINETUNED_PATH, pooled_logits
-from nlp.e5_torch import file_digest, int8_ranges_path, load_adapter_file, require_torch
+from nlp.e5_torch import int8_ranges_path, load_adapter_file, require_torch, sha256_prefix
 from nlp.sentiment_data import read_umsab
 
 CALIBRATION_PER_LANGUAGE = 512
@@ -67,7 +67,7 @@ def write_ranges(adapter_path: Path, texts: list[str], described: str = "") -> P
     out = int8_ranges_path(adapter_path)
     out.write_text(json.dumps({
         "adapter": adapter_path.name,
-        "adapter_sha256": file_digest(adapter_path),
+        "adapter_sha256": sha256_prefix(adapter_path),
         "calibration": described or f"{len(texts)} texts",
         "ranges": {name: [round(low, 5), round(high, 5)] for name, (low, high) in ranges.items()},
     }, indent=1) + "\n", encoding="utf-8")

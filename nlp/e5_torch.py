@@ -98,7 +98,7 @@ def precision_tag(precision: str, adapter_path: Path) -> str:
     if precision != "int8":
         return precision_suffix(precision)
     ranges = int8_ranges_path(adapter_path)
-    return f"+int8.{file_digest(ranges)[:8] if ranges.is_file() else 'missing'}"
+    return f"+int8.{sha256_prefix(ranges, 8) if ranges.is_file() else 'missing'}"
 
 
 def int8_ranges_path(adapter_path: Path) -> Path:
@@ -106,9 +106,9 @@ def int8_ranges_path(adapter_path: Path) -> Path:
     return adapter_path.with_name(adapter_path.stem + ".int8.json")
 
 
-def file_digest(path: Path) -> str:
-    """Return the first 16 hex digits of a file's SHA-256."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+def sha256_prefix(path: Path, digits: int = 16) -> str:
+    """Return the first `digits` hex digits of a file's SHA-256."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:digits]
 
 
 def read_int8_ranges(adapter_path: Path) -> dict[str, tuple[float, float]]:
@@ -118,7 +118,7 @@ def read_int8_ranges(adapter_path: Path) -> dict[str, tuple[float, float]]:
     if not path.is_file() or not adapter_path.is_file():
         raise ModelMissingError(f"e5_precision = \"int8\" needs activation ranges in {path}; {rebuild}")
     stored = json.loads(path.read_text(encoding="utf-8"))
-    if stored.get("adapter_sha256") != file_digest(adapter_path):
+    if stored.get("adapter_sha256") != sha256_prefix(adapter_path):
         raise ModelMissingError(f"the int8 ranges in {path} were measured for another version of {adapter_path.name}; {rebuild}")
     return {name: (float(low), float(high)) for name, (low, high) in stored["ranges"].items()}
 
