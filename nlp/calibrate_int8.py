@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp.e5_ner import adapter_path
 from nlp.e5_sentiment import FINETUNED_PATH, pooled_logits
 from nlp.e5_torch import int8_ranges_path, load_adapter_file, require_torch, sha256_prefix
 from nlp.sentiment_data import read_umsab
@@ -76,7 +77,7 @@ def write_ranges(adapter_path: Path, texts: list[str], described: str = "") -> P
 
 def adapter_files(models_dir: Path) -> list[Path]:
     """Return the bundled adapters that run an encoder of their own (the shared heads ride on sentiment's)."""
-    candidates = [models_dir / FINETUNED_PATH.name, models_dir / "ner_e5" / "en.npz", models_dir / "ner_e5" / "de.npz"]
+    candidates = [models_dir / FINETUNED_PATH.name, adapter_path(models_dir, "en"), adapter_path(models_dir, "de")]
     return [path for path in candidates if path.is_file()]
 
 
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nlp.calibrate_int8: the UMSAB data is not under {args.data_dir}; pass the labelled data folder.")
         return 2
     texts = calibration_texts(args.data_dir, seed=args.seed)
+    described = f"{CALIBRATION_PER_LANGUAGE} UMSAB train tweets per language (EN, DE), seed {args.seed}"
     for adapter in adapter_files(args.out):
-        described = f"{CALIBRATION_PER_LANGUAGE} UMSAB train tweets per language (EN, DE), seed {args.seed}"
         print(f"wrote {write_ranges(adapter, texts, described)}")
     return 0
 
