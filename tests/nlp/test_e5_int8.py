@@ -74,7 +74,9 @@ def test_calibration_writes_ranges_the_adapter_loads_with(
     assert ranges["layers.3.q"] == ranges["layers.3.k"] == ranges["layers.3.v"]
     model = FineTunedSentimentModel(path=adapter_copy, precision="int8")
     reference = FineTunedSentimentModel(precision="fp32")
-    agree = np.mean(model.probabilities(texts, "en").argmax(axis=1) == reference.probabilities(texts, "en").argmax(axis=1))
+    # Ranges from 32 tweets still keep most answers on 150 others (the bundled ranges: 96% on 300).
+    scored = [text for _, text in en_tweets[16:166]]
+    agree = np.mean(model.probabilities(scored, "en").argmax(axis=1) == reference.probabilities(scored, "en").argmax(axis=1))
     assert agree >= 0.9
     # Other ranges give other answers, so they give another version: the next run re-enriches.
     bundled = FineTunedSentimentModel(precision="int8")

