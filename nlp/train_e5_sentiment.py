@@ -6,10 +6,11 @@ Run `python -m nlp.train_e5_sentiment [DATA_DIR] [--out nlp/models] [--seed 13]`
 Data: the same fit and calibration rows as nlp.train_sentiment (nothing overlaps an evaluation
 split): SemEval up to SEMEVAL_PER_CLASS per class (5,700 is all the fit rows hold), UMSAB EN/DE
 train and GermEval-2017 dev. Every language's classes weigh the same in the loss, so English does
-not drown German. Recipe: LoRA rank 16 on every linear layer, a head on the mean-pooled states,
-AdamW at 1e-3, batches of 32 tweets of similar length, EPOCHS passes, linear decay: about 20
-minutes on 2 cores. Then per language: the
-e5 temperature, and the n-gram blend weight and temperature, by log-loss on the calibration rows.
+not drown German. Recipe per run: LoRA rank 16 on every linear layer, a head on the mean-pooled
+states, AdamW at 1e-3, batches of 32 tweets of similar length, linear decay: about 20 minutes on
+2 cores. The RUNS (seeds and lengths) are averaged into one model (nlp.e5_torch.soup_arrays).
+Then per language: the e5 temperature, and the n-gram blend weight and temperature, by log-loss
+on the calibration rows. `--seed` draws the data split and seeds the first run.
 """
 
 from __future__ import annotations
