@@ -565,8 +565,8 @@ def save_adapter_file(
     allow_pickle=False. `outputs` names what the head predicts (tags, languages, labels);
     `calibration` holds fitted scalars."""
     adapters = {name: value for name, value in model.items() if "lora_" in name}
-    head = {name: value for name, value in model.items() if "lora_" not in name}
-    np.savez(path, **outputs, **head, **(calibration or {}), **adapters)
+    shape_and_head = {name: value for name, value in model.items() if "lora_" not in name}
+    np.savez(path, **outputs, **shape_and_head, **(calibration or {}), **adapters)
 
 
 @dataclass
