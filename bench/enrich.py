@@ -35,6 +35,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.machine import machine_info
+from nlp.pipeline import POSTS_PER_CALL
 from nlp.records import PostText
 from nlp.sentiment import SentimentResult
 from resonanz.settings import BUNDLED_DEFAULTS, Brand
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RESONANZ_DATA", "/work/shared/data"))
 RESULTS = Path(__file__).parent / "results" / "enrich.json"
 SAMPLE = ROOT / "resonanz" / "sample"
-BATCH = 100
+BATCH = POSTS_PER_CALL  # posts per Enricher.enrich call, as the enrich task hands them over
 # Share of each language's posts taken from the shared data (general tweets) when it is present.
 DATA_SHARE = 0.3
 

@@ -20,7 +20,7 @@ from act.alerts import evaluate_alerts, evaluation_window
 from act.report import render_report
 from connectors.registry import build_connector
 from graph.ranking import rank_all
-from nlp.pipeline import build_enricher
+from nlp.pipeline import POSTS_PER_CALL, build_enricher
 from nlp.records import PostText
 from resonanz.settings import Settings, resolve_path
 from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
@@ -43,8 +43,6 @@ from warehouse.stages import (
     save_enrichment,
     save_source_run,
 )
-
-ENRICH_BATCH = 256
 
 
 @dataclass
@@ -96,8 +94,8 @@ def enrich_posts(settings: Settings) -> dict[str, Any]:
     totals: dict[str, Any] = {"posts": 0, "annotations": 0, "entities": 0, "brand_mentions": 0}
     with closing(open_warehouse(settings.duckdb_path)) as con:
         todo = posts_to_enrich(con, enricher.model_versions()).to_pylist()
-        for start in range(0, len(todo), ENRICH_BATCH):
-            rows = todo[start : start + ENRICH_BATCH]
+        for start in range(0, len(todo), POSTS_PER_CALL):
+            rows = todo[start : start + POSTS_PER_CALL]
             posts = [PostText(r["source"], r["post_id"], r["text"], r["lang_hint"]) for r in rows]
             result = enricher.enrich(posts)
             saved = save_enrichment(

@@ -92,6 +92,20 @@ def test_adapters_round_trip_and_merge(image) -> None:
         load_adapters(build_encoder(image, rank=2), dict(list(arrays.items())[:3]))
 
 
+def test_fusing_q_k_and_v_keeps_the_output(image) -> None:
+    encoder = build_encoder(image).eval()
+    tokenizer = Tokenizer(image)
+    ids, mask = pad_batch(tokenizer, [tokenizer.encode(t) for t in TEXTS])
+    with torch.inference_mode():
+        separate = encoder(ids, mask)
+        encoder.fuse_qkv()
+        fused = encoder(ids, mask)
+    assert [name for name, _ in encoder.linear_layers()][:4] == ["layers.0.qkv", "layers.0.ao", "layers.0.fi", "layers.0.fo"]
+    assert torch.allclose(separate, fused, atol=1e-5)
+    with pytest.raises(ValueError, match="merge the adapters"):
+        build_encoder(image, rank=2).fuse_qkv()
+
+
 def test_a_soup_of_adapters_merges_to_the_mean_of_their_weights(image) -> None:
     # Two real fine-tuned models: the sentiment encoder (itself a soup, rank 48) and the English e5
     # entity encoder (rank 16), both at scale 1.
