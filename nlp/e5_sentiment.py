@@ -80,7 +80,7 @@ class FineTunedSentimentModel:
         `precision` is the encoder's ([nlp] e5_precision: "auto", "fp32", "bf16" or "int8")."""
         self.path, self.lexical_path = path, lexical_path
         self.entity_heads = entity_heads
-        self.precision = resolve_precision(precision)
+        self.precision = resolve_precision(precision, path)
         self._loaded: tuple[AdaptedEncoder, LexicalHead] | None = None
 
     @cached_property

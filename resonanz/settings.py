@@ -142,11 +142,11 @@ class NlpSettings(BaseModel):
     # a second pass); "spacy" = the small spaCy CNNs (fastest, least accurate). The e5 engines
     # need PyTorch and fall back to "spacy" without it.
     ner_engine: Literal["e5", "spacy", "shared"] = "shared"
-    # How the bundled e5 encoders multiply: "bf16" makes enrich ~1.5x faster where the CPU has native
-    # bfloat16 (AVX-512 BF16 or AMX) and moves 0.1–0.2% of sentiment answers; "auto" uses it only
-    # there; "fp32" reproduces the trained models' own arithmetic; "int8" (x86 with VNNI) is ~1.3x
-    # faster again, scores as well on sentiment but moves 5–8% of single answers and costs ~1.6
-    # entity-F1 points (bench/results/precision.json). Part of each model version.
+    # How the bundled e5 encoders multiply: "int8" (x86 with VNNI) makes enrich 1.3-1.6x as fast as
+    # bfloat16 and keeps ~98.6% of float32's sentiment labels; "bf16" is ~1.5x as fast as float32
+    # where the CPU has native bfloat16 (AVX-512 BF16 or AMX) and keeps 99.9%; "auto" picks int8
+    # where it can, else bf16 where native, else fp32; "fp32" reproduces the trained models' own
+    # arithmetic (bench/results/precision.json). Part of each model version.
     e5_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     # Which posts the sentiment and entity models read: "all_posts", or "brand_posts" (only posts
     # that name a tracked brand; the rest keep language, relevance and intent but get no sentiment

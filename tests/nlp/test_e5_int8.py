@@ -4,6 +4,7 @@ adapter are refused with what to do."""
 
 from __future__ import annotations
 
+import logging
 import platform
 import shutil
 from pathlib import Path
@@ -15,7 +16,15 @@ pytest.importorskip("torch")
 
 from nlp.calibrate_int8 import write_ranges
 from nlp.e5_sentiment import FINETUNED_PATH, FineTunedSentimentModel
-from nlp.e5_torch import int8_kernels, int8_ranges_path, load_adapter_file, read_int8_ranges
+from nlp.e5_torch import (
+    int8_kernels,
+    int8_ranges_path,
+    load_adapter_file,
+    native_bf16,
+    native_int8,
+    read_int8_ranges,
+    resolve_precision,
+)
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
 
@@ -80,6 +89,16 @@ def test_missing_or_stale_ranges_are_refused_with_what_to_do(adapter_copy: Path)
     np.savez(int8_ranges_path(adapter_copy), **stale)
     with pytest.raises(ModelMissingError, match="measured for another version"):
         load_adapter_file(adapter_copy, "int8")
+
+
+def test_auto_runs_an_adapter_without_its_ranges_in_a_float_precision(adapter_copy: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fallback = "bf16" if native_bf16() else "fp32"
+    assert resolve_precision("auto", FINETUNED_PATH) == ("int8" if native_int8() else fallback)
+    with caplog.at_level(logging.WARNING, logger="nlp.e5_torch"):
+        assert resolve_precision("auto", adapter_copy) == fallback
+    if native_int8():  # only a CPU that would have run int8 has anything to say
+        assert "nlp.calibrate_int8" in caplog.text
+    assert FineTunedSentimentModel(path=adapter_copy).precision == fallback
 
 
 def test_calibration_writes_ranges_the_adapter_loads_with(

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 pytest.importorskip("torch")
 
 from nlp.e5_sentiment import FineTunedSentimentModel
-from nlp.e5_torch import native_bf16, resolve_precision
+from nlp.e5_torch import native_bf16, native_int8, resolve_precision
 from nlp.entities import EntityExtractor
 from nlp.pipeline import build_enricher
 from resonanz.settings import NlpSettings
@@ -25,7 +25,7 @@ def models() -> dict[str, FineTunedSentimentModel]:
 
 
 def test_auto_follows_the_cpu_and_unknown_values_are_refused() -> None:
-    assert resolve_precision("auto") == ("bf16" if native_bf16() else "fp32")  # int8 is opt-in
+    assert resolve_precision("auto") == ("int8" if native_int8() else "bf16" if native_bf16() else "fp32")
     assert [resolve_precision(p) for p in ("fp32", *FAST)] == ["fp32", *FAST]
     with pytest.raises(ValueError, match="e5_precision must be one of auto, fp32, bf16, int8"):
         resolve_precision("fp16")
