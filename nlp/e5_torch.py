@@ -353,20 +353,27 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
                 del self.lora_a, self.lora_b
                 self.rank = 0
 
-        def quantise(self, low: Any, high: Any) -> None:
-            """Pack the (merged) weight as int8, one symmetric scale per output row, for inputs whose
-            channels were seen in [low, high] (float tensors, one value per input channel); inference only.
+        def smoothing(self, low: Any, high: Any) -> Any:
+            """Return SmoothQuant's factor per input channel for inputs whose channels were seen in
+            [low, high] (Xiao et al. 2023).
 
-            SmoothQuant (Xiao et al. 2023): a few input channels of a transformer carry values
-            tens of times larger than the rest, and one range for the whole input would leave the
-            others a handful of int8 steps. Dividing channel j by s_j = max|x_j|^a / max|w_j|^(1-a)
-            and multiplying the weight's column j by it leaves the product unchanged and moves
-            the outliers into the weights, which have one scale per row to absorb them.
+            A few input channels of a transformer carry values tens of times larger than the rest,
+            and one range for the whole input would leave the others a handful of int8 steps.
+            Dividing channel j by s_j = max|x_j|^a / max|w_j|^(1-a) and multiplying the weight's
+            column j by it leaves the product unchanged and moves the outliers into the weights,
+            which have one scale per row to absorb them.
             """
             reach = torch.maximum(low.abs(), high.abs()).clamp_min(1e-5)
-            smoothing = reach.pow(SMOOTHING_ALPHA) / self.weight.abs().amax(0).clamp_min(1e-5).pow(1 - SMOOTHING_ALPHA)
-            smoothing = smoothing.clamp_min(1e-5)
-            self.input_smoothing = 1.0 / smoothing
+            factors = reach.pow(SMOOTHING_ALPHA) / self.weight.abs().amax(0).clamp_min(1e-5).pow(1 - SMOOTHING_ALPHA)
+            return factors.clamp_min(1e-5)
+
+        def quantise(self, low: Any, high: Any, *, input_divided: bool = False) -> None:
+            """Pack the (merged) weight as int8, one symmetric scale per output row, smoothed for
+            inputs whose channels were seen in [low, high] (float tensors, one value per input
+            channel); inference only. `input_divided`: the layer before already divides its output
+            by the factors (Layer.quantise folds them into v), so no multiplication is left here."""
+            smoothing = self.smoothing(low, high)
+            self.input_smoothing = None if input_divided else 1.0 / smoothing
             weight = self.weight * smoothing[None, :]
             low, high = min(float((low / smoothing).min()), 0.0), max(float((high / smoothing).max()), 0.0)
             self.input_scale = max(high - low, 1e-6) / 255
@@ -376,7 +383,9 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             self.packed = torch.ops.onednn.qlinear_prepack(torch.round(weight / self.weight_scale[:, None]).to(torch.int8), None)
 
         def _int8(self, x: Any, activation: str) -> Any:
-            flat = x.reshape(-1, x.shape[-1]) * self.input_smoothing
+            flat = x.reshape(-1, x.shape[-1])
+            if self.input_smoothing is not None:
+                flat = flat * self.input_smoothing
             with warnings.catch_warnings():
                 # torch marks quantised tensor types as deprecated; torch is pinned (constraints.txt)
                 # and tests/nlp/test_e5_int8.py and test_e5_precision.py run this path.
@@ -413,8 +422,28 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
                 parts = (self.q, self.k, self.v)
                 if any(part.rank for part in parts):
                     raise ValueError("merge the adapters before fusing q, k and v")
-                self.qkv = Linear(torch.cat([p.weight for p in parts]), torch.cat([p.bias for p in parts]), rank=0)
+                # The attention's 1/sqrt(head size) goes into q's rows, saving a pass over the scores.
+                row_scale = torch.ones(3 * hidden)
+                row_scale[:hidden] = head_scale
+                weight, bias = torch.cat([p.weight for p in parts]), torch.cat([p.bias for p in parts])
+                self.qkv = Linear(weight * row_scale[:, None], bias * row_scale, rank=0)
                 del self.q, self.k, self.v
+
+        def quantise(self, ranges: dict[str, tuple[Any, Any]], prefix: str) -> None:
+            """Pack the layer's products as int8 for the per-channel input ranges named `prefix` + "qkv",
+            "ao", "fi", "fo" (after fuse_qkv). The attention output's smoothing is folded into v's
+            rows (attention mixes v's channels linearly), so that product multiplies nothing at run time."""
+            if self.qkv is None:
+                raise ValueError("fuse q, k and v before quantising")
+            ao_low, ao_high = ranges[prefix + "ao"]
+            factors = self.ao.smoothing(ao_low, ao_high)
+            with torch.no_grad():
+                self.qkv.weight[2 * hidden :] /= factors[:, None]
+                self.qkv.bias[2 * hidden :] /= factors
+            self.qkv.quantise(*ranges[prefix + "qkv"])
+            self.ao.quantise(ao_low, ao_high, input_divided=True)
+            self.fi.quantise(*ranges[prefix + "fi"])
+            self.fo.quantise(*ranges[prefix + "fo"])
 
         def forward(self, x: Any, mask: Any) -> Any:
             batch, length, _ = x.shape
@@ -428,7 +457,8 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             projected = self.qkv(x).split(hidden, -1) if self.qkv is not None else (self.q(x), self.k(x), self.v(x))
             q, k, v = (split(t).float() for t in projected)
             with torch.autocast("cpu", enabled=False):
-                scores = torch.matmul(q, k.transpose(-1, -2)) * head_scale + mask
+                scores = torch.matmul(q, k.transpose(-1, -2))
+                scores = (scores if self.qkv is not None else scores * head_scale) + mask  # fused q is pre-scaled
                 attended = torch.matmul(scores.softmax(-1), v)
             x = functional.layer_norm(x + self.ao(attended.transpose(1, 2).reshape(batch, length, hidden)), (hidden,), self.aln_w, self.aln_b, eps)
             return functional.layer_norm(x + self.fo(self.fi(x, gelu=True)), (hidden,), self.oln_w, self.oln_b, eps)
@@ -490,9 +520,9 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
                         "e5_precision = \"int8\" needs PyTorch's oneDNN int8 kernels (x86 CPUs); this PyTorch "
                         "or CPU lacks them: set [nlp] e5_precision to auto"
                     )
-                for name, module in self.linear_layers():
-                    low, high = int8_ranges[name]
-                    module.quantise(torch.from_numpy(low), torch.from_numpy(high))
+                ranges = {name: (torch.from_numpy(low), torch.from_numpy(high)) for name, (low, high) in int8_ranges.items()}
+                for index, layer in enumerate(self.layers):
+                    layer.quantise(ranges, f"layers.{index}.")
             self.precision = precision
 
         def linear_layers(self) -> list[tuple[str, Any]]:
