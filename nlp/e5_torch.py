@@ -39,8 +39,8 @@ WORD_CACHE = 200_000  # segmented words kept per tokenizer
 # Inference precision of the encoder's matrix products ([nlp] e5_precision). "int8" multiplies int8
 # weights (one scale per output row) by uint8 activations through oneDNN's x86 kernels, with fixed
 # per-channel input ranges measured once on real tweets (nlp.calibrate_int8) and SmoothQuant
-# (Linear.quantise): 1.3-1.6x as fast as bfloat16 through enrich where the CPU has VNNI, 98.6-98.7%
-# of sentiment labels and ~97% of entity spans as float32's. Fixed ranges, not each batch's own, so
+# (Linear.quantise): 1.3-1.6x as fast as bfloat16 through enrich where the CPU has VNNI, 98.6-98.8%
+# of sentiment labels and 96-98% of entity spans as float32's. Fixed ranges, not each batch's own, so
 # that a post's answer never depends on which other posts share its batch. bfloat16 runs ~1.5x as
 # fast as float32 where the CPU multiplies it natively (AVX-512 BF16, AMX) and keeps 99.9% of the
 # labels; elsewhere it is emulated and slower than float32. "auto" picks int8 where the CPU has

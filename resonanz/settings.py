@@ -143,7 +143,7 @@ class NlpSettings(BaseModel):
     # need PyTorch and fall back to "spacy" without it.
     ner_engine: Literal["e5", "spacy", "shared"] = "shared"
     # How the bundled e5 encoders multiply: "int8" (x86 with VNNI) makes enrich 1.3-1.6x as fast as
-    # bfloat16 and keeps ~98.6% of float32's sentiment labels; "bf16" is ~1.5x as fast as float32
+    # bfloat16 and keeps ~98.7% of float32's sentiment labels; "bf16" is ~1.5x as fast as float32
     # where the CPU has native bfloat16 (AVX-512 BF16 or AMX) and keeps 99.9%; "auto" picks int8
     # where it can, else bf16 where native, else fp32; "fp32" reproduces the trained models' own
     # arithmetic (bench/results/precision.json). Part of each model version.
