@@ -39,7 +39,7 @@ RELEVANCE_MODEL = "brand-gazetteer"
 MODEL_SCOPES = ("all_posts", "brand_posts")
 # Posts handed to `Enricher.enrich` at a time by the enrich task (and bench/enrich.py). The e5 pass
 # fills its batches by piece count per language, so wider calls waste fewer half-empty batches:
-# 256 posts a call ran enrich 1.12-1.16x as fast as 100 on the bench.enrich mix; memory stays
+# 256 posts a call ran enrich 1.08-1.19x as fast as 100 on the bench.enrich mix; memory stays
 # under 1 GB.
 POSTS_PER_CALL = 256
 
