@@ -111,8 +111,9 @@ def resolve_precision(precision: str, adapter_path: Path | None = None) -> str:
     if native_int8():
         if adapter_path is None or int8_ranges_match(adapter_path):
             return "int8"
-        log.warning("%s has no int8 ranges of its own, so it runs in bfloat16 or float32; run "
-                    "`python -m nlp.calibrate_int8 DATA_DIR` for the faster int8", adapter_path)
+        if adapter_path.is_file():  # a missing adapter is reported where it is loaded
+            log.warning("%s has no int8 ranges of its own, so it runs in bfloat16 or float32; run "
+                        "`python -m nlp.calibrate_int8 DATA_DIR` for the faster int8", adapter_path)
     return "bf16" if native_bf16() else "fp32"
 
 
@@ -400,17 +401,18 @@ def build_encoder(image: E5Image, rank: int = 0, alpha: float = 16.0) -> Any:
             )
             return out.view(*x.shape[:-1], out.shape[-1])
 
-    def packed_linear(name: str, n_out: int, n_in: int) -> Linear:
+    def image_linear(name: str, n_out: int, n_in: int) -> Linear:
+        """The linear layer `name` of the 4-bit image, dequantised."""
         return Linear(torch.from_numpy(dequantize(image.tensors[name + ".w"], n_out, n_in)), floats(name + ".b"))
 
     class Layer(nn.Module):
         def __init__(self, index: int) -> None:
             super().__init__()
             p = f"l{index}."
-            self.q, self.k, self.v = (packed_linear(p + n, hidden, hidden) for n in ("q", "k", "v"))
+            self.q, self.k, self.v = (image_linear(p + n, hidden, hidden) for n in ("q", "k", "v"))
             self.register_module("qkv", None)  # q, k and v as one product after fuse_qkv, named before ao
-            self.ao = packed_linear(p + "ao", hidden, hidden)
-            self.fi, self.fo = packed_linear(p + "fi", ffn, hidden), packed_linear(p + "fo", hidden, ffn)
+            self.ao = image_linear(p + "ao", hidden, hidden)
+            self.fi, self.fo = image_linear(p + "fi", ffn, hidden), image_linear(p + "fo", hidden, ffn)
             for norm in ("aln", "oln"):
                 self.register_buffer(norm + "_w", floats(p + norm + ".w"))
                 self.register_buffer(norm + "_b", floats(p + norm + ".b"))
