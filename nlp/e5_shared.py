@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp.e5_torch import MAX_TOKENS, Tokenizer, require_torch
+from nlp.e5_torch import MAX_TOKENS, Tokenizer, native_bf16, require_torch
 from nlp.errors import ModelMissingError
 from nlp.text import HANDLE_RE, MAX_CHARS, URL_RE, repost_key
 
@@ -90,7 +90,41 @@ def build_piece_tagger(n_tags: int) -> Any:
             context, _ = nn.utils.rnn.pad_packed_sequence(context, batch_first=True, total_length=states.shape[1])
             return self.out(self.drop(torch.cat([context, projected], -1)))
 
+        def tag(self, states: Any, lengths: Any) -> Any:
+            """Return the logits `forward` gives on the pieces (inference only), for states
+            (batch, pieces + 2, 1920) that still hold <s> and </s>, and the piece counts `lengths`.
+
+            Same numbers, 1.3x as fast (measured on the bench.enrich mix): a packed sequence sends
+            the LSTM down PyTorch's step-by-step path, a padded one to oneDNN's fused kernel. A
+            right-padded row is read correctly left to right; for the right-to-left direction each
+            row is reversed within its length first. The projection reads the contiguous states
+            and the two end positions are dropped after it, which copies 256 columns, not 1920.
+            """
+            projected = nn.functional.gelu(self.proj(states))[:, 1:-1]
+            ahead = self._one_direction(projected, "")
+            flip = reversed_positions(lengths, projected.shape[1])
+            behind = self._one_direction(projected.gather(1, flip.expand(-1, -1, projected.shape[2])), "_reverse")
+            behind = behind.gather(1, flip.expand(-1, -1, behind.shape[2]))
+            return self.out(torch.cat([ahead, behind, projected], -1))
+
+        def _one_direction(self, x: Any, suffix: str) -> Any:
+            """Run one direction of the bidirectional LSTM (weights named with `suffix`) over padded x."""
+            weights = [getattr(self.lstm, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            start = x.new_zeros(1, x.shape[0], LSTM_HIDDEN)
+            # torch.lstm is what nn.LSTM calls: input, (h0, c0), weights, has_biases, layers,
+            # dropout, train, bidirectional, batch_first.
+            return torch.lstm(x, (start, start), weights, True, 1, 0.0, False, False, True)[0]
+
     return PieceTagger()
+
+
+def reversed_positions(lengths: Any, width: int) -> Any:
+    """Return (batch, width, 1) indices that reverse each row's first `lengths[row]` positions
+    and leave its padding where it is (the same indices undo it)."""
+    torch = require_torch()
+    positions = torch.arange(width)
+    flipped = lengths[:, None] - 1 - positions[None, :]
+    return torch.where(flipped >= 0, flipped, positions[None, :])[:, :, None]
 
 
 def save_piece_tagger(path: Path, tagger: Any, tags: list[str], sentiment_digest: str) -> None:
@@ -148,10 +182,20 @@ class PieceTags:
 class SharedEntityHeads:
     """Per-language entity heads over the sentiment encoder's states, and the tags of recent texts."""
 
-    def __init__(self, models_dir: Path, sentiment_path: Path) -> None:
+    def __init__(self, models_dir: Path, sentiment_path: Path, precision: str = "fp32") -> None:
+        """`precision` is the sentiment encoder's, resolved. Below float32 the heads multiply in
+        bfloat16 too, where the CPU does so natively: the heads were a tenth of enrich's time,
+        and bfloat16 took 0.24 s to 0.17 s per 500 posts; entity F1 on WNUT-17 dev / GermEval-2014
+        held-out under int8 was 0.5863 / 0.8208 with float32 heads, 0.5854 / 0.8208 with these."""
         self._models_dir, self._sentiment_path = models_dir, sentiment_path
+        self.bf16 = precision != "fp32" and native_bf16()
         self._heads: dict[str, tuple[Any, list[str]]] = {}
         self._kept: OrderedDict[tuple[str, str], PieceTags] = OrderedDict()
+
+    @property
+    def version_suffix(self) -> str:
+        """Return what the entity model version adds for how the heads multiply."""
+        return "+heads-bf16" if self.bf16 else ""
 
     def path(self, lang: str) -> Path:
         """Return the head file for `lang`."""
@@ -182,7 +226,8 @@ class SharedEntityHeads:
         positions, 1920) with <s> first, as the encoder returns them."""
         tagger, tags = self.head(lang)
         lengths = mask.sum(1) - 2  # without <s> and </s>
-        best = tagger(states[:, 1:-1], lengths).argmax(-1).tolist()
+        with require_torch().autocast("cpu", dtype=require_torch().bfloat16, enabled=self.bf16):
+            best = tagger.tag(states, lengths).argmax(-1).tolist()
         for text, row_ids, row_starts, row in zip(texts, ids, starts, best):
             kept = [(i, s, tags[t]) for i, s, t in zip(row_ids, row_starts, row) if s != PREFIX_START]
             self._remember(lang, text, PieceTags(

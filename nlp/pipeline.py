@@ -27,7 +27,7 @@ from nlp.language import LanguageDetector, LanguageGuess
 from nlp.records import Annotation, BrandMention, Enrichment, EntitySpan, PostText, Task
 from nlp.sentiment import MODEL_NAME as SENTIMENT_MODEL
 from nlp.sentiment import SentimentModel, SentimentResult
-from nlp.targeted import TargetedSentiment
+from nlp.targeted import MentionQuery, TargetedSentiment
 from nlp.text import MAX_CHARS, safe_text
 
 log = logging.getLogger(__name__)
@@ -199,25 +199,37 @@ class Enricher:
         self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess],
         found: list[list[BrandMatch]], sentiments: list[SentimentResult | None],
     ) -> list[BrandMention]:
+        mentioned = [i for i, matches in enumerate(found) if matches]
+        # One answer per mention: "love Lyft, but Uber cancelled" gives Lyft and Uber apart.
+        queries = [
+            MentionQuery(texts[i][:MAX_CHARS], languages[i].lang, [(m.start_char, m.end_char) for m in found[i]], sentiments[i])
+            for i in mentioned
+        ]
+        try:
+            answers = self._targeted.predict_many(queries)
+        except ModelMissingError:
+            raise
+        except Exception:  # noqa: BLE001 - find the odd post: each one alone, as in _per_item_on_error
+            log.warning("targeted sentiment failed on a batch of %d posts; retrying one by one", len(queries))
+            answers = [self._targeted_one(query) for query in queries]
         rows: list[BrandMention] = []
-        for post, text, guess, matches, sentiment in zip(posts, texts, languages, found, sentiments):
-            if not matches:
-                continue
-            spans = [(m.start_char, m.end_char) for m in matches]
-            try:
-                # One answer per mention: "love Lyft, but Uber cancelled" gives Lyft and Uber apart.
-                targeted = self._targeted.predict(text[:MAX_CHARS], guess.lang, spans, sentiment)
-            except ModelMissingError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - one odd post keeps the post-level answer
-                log.warning("targeted sentiment skipped one post (%d chars): %s", len(text), exc)
-                targeted = [sentiment] * len(matches)
+        for i, targeted in zip(mentioned, answers):
+            post = posts[i]
             rows.extend(
                 BrandMention(post.source, post.post_id, m.brand, m.kind, m.matched_text, m.start_char,
                              result.label if result else None)
-                for m, result in zip(matches, targeted)
+                for m, result in zip(found[i], targeted)
             )
         return rows
+
+    def _targeted_one(self, query: MentionQuery) -> list[SentimentResult | None]:
+        try:
+            return self._targeted.predict_many([query])[0]
+        except ModelMissingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one odd post keeps the post-level answer
+            log.warning("targeted sentiment skipped one post (%d chars): %s", len(query.text), exc)
+            return [query.post_sentiment] * len(query.spans)
 
     def _language_row(self, post: PostText, guess: LanguageGuess) -> Annotation:
         version = self._language.model_version

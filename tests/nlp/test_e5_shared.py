@@ -117,6 +117,36 @@ def test_one_encoder_pass_per_post_for_both_tasks(demo_brands: list[Brand]) -> N
     assert "en:e5-shared-ner/en@" in entities and "de:e5-shared-ner/de+brand-ruler@" in entities
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_the_fast_tagging_path_gives_the_training_paths_answers(
+    sentiment: FineTunedSentimentModel, en_tweets: list, de_tweets: list, lang: str
+) -> None:
+    import torch
+
+    from nlp.e5_shared import SHARED_LAYERS, SharedEntityHeads
+    from nlp.e5_torch import native_bf16, pad_batch
+
+    model = sentiment._load()[0]
+    tweets = [text for _, text in (en_tweets if lang == "en" else de_tweets)[:48]]  # lengths 5 to 60 pieces
+    pieces = [post_pieces(model.tokenizer, text)[0] for text in tweets]
+    ids, mask = pad_batch(model.tokenizer, pieces)
+    heads = SharedEntityHeads(MODELS_DIR, sentiment.path)
+    tagger, _ = heads.head(lang)
+    lengths = mask.sum(1) - 2
+    real = torch.arange(ids.shape[1] - 2)[None, :] < lengths[:, None]
+    with torch.inference_mode():
+        states = torch.cat(model.encoder.layer_states(ids, mask, SHARED_LAYERS), -1)
+        packed = tagger(states[:, 1:-1], lengths)  # what training runs: a packed sequence
+        fast = tagger.tag(states, lengths)  # oneDNN's padded LSTM, each row reversed in place
+        assert torch.allclose(fast[real], packed[real], atol=1e-4)
+        assert torch.equal(fast.argmax(-1)[real], packed.argmax(-1)[real])
+        if native_bf16():  # below float32 the heads multiply in bfloat16 (SharedEntityHeads.bf16)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = tagger.tag(states, lengths).float()
+            agree = (low.argmax(-1) == packed.argmax(-1))[real].float().mean().item()
+            assert agree >= 0.99  # measured 1.000 (EN) and 0.999 (DE) of the pieces
+
+
 def test_a_missing_head_says_how_to_rebuild(tmp_path: Path, sentiment: FineTunedSentimentModel) -> None:
     extractor = EntityExtractor([], models_dir=tmp_path, engine="shared", sentiment=FineTunedSentimentModel())
     assert "+missing+" in extractor.model("de")[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from nlp.pipeline import Enricher
 from nlp.records import Annotation, Enrichment, PostText
+from nlp.sentiment import SentimentModel, SentimentResult
+from resonanz.settings import Brand
 from warehouse.db import open_warehouse
 from warehouse.stages import save_enrichment
 
@@ -140,3 +143,42 @@ def test_rows_load_into_the_warehouse_tables(tmp_path: Path, enricher: Enricher,
         "SELECT count(*) FROM annotations WHERE task = 'relevance' AND label = 'relevant'").fetchone()[0]
     with_mentions = con.execute("SELECT count(DISTINCT (source, post_id)) FROM brand_mentions").fetchone()[0]
     assert relevant == with_mentions
+
+
+class FailsOnOneClause:
+    """A real sentiment model that raises on texts starting with `poison`, as a model bug on one
+    odd clause would: per-brand sentiment must then fail for that post alone."""
+
+    def __init__(self, model: SentimentModel, poison: str) -> None:
+        self.model, self.poison = model, poison
+        self.model_name, self.model_version = model.model_name, model.model_version
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return self.model.languages
+
+    def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
+        if any(text.startswith(self.poison) for text in texts):
+            raise RuntimeError("model bug")
+        return self.model.predict(texts, lang)
+
+
+def test_a_failing_clause_costs_only_its_own_post(demo_brands: list[Brand], caplog: pytest.LogCaptureFixture) -> None:
+    model = SentimentModel()
+    enricher = Enricher(demo_brands, sentiment=FailsOnOneClause(model, "but Apple"), ner_engine="spacy")
+    posts = [
+        PostText("x", "poisoned", "Amazon delivered the parcel a day early, which is great, but Apple support ignored my emails for weeks", "en"),
+        PostText("x", "fine", "Amazon Prime Video keeps crashing on my TV and support is useless, but Xbox Live works perfectly every time", "en"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="nlp.pipeline"):
+        result = enricher.enrich(posts)
+    assert any("retrying one by one" in r.message for r in caplog.records)
+    assert any("skipped one post" in r.message for r in caplog.records)
+    post_label = {p: annotation(result, p, "sentiment").label for p in ("poisoned", "fine")}
+    mentions = {(m.post_id, m.brand): m.sentiment for m in result.brand_mentions}
+    # The poisoned post keeps its post-level answer for both brands ...
+    assert mentions[("poisoned", "Amazon")] == mentions[("poisoned", "Apple")] == post_label["poisoned"]
+    # ... the other post in the batch still gets one answer per clause, as it would alone.
+    alone = enricher.enrich(posts[1:])
+    assert {b: s for (p, b), s in mentions.items() if p == "fine"} == {m.brand: m.sentiment for m in alone.brand_mentions}
+    assert mentions[("fine", "Prime")] != mentions[("fine", "Xbox")]
