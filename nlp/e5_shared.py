@@ -229,11 +229,12 @@ class SharedEntityHeads:
         with require_torch().autocast("cpu", dtype=require_torch().bfloat16, enabled=self.bf16):
             best = tagger.tag(states, lengths).argmax(-1).tolist()
         for text, row_ids, row_starts, row in zip(texts, ids, starts, best):
-            kept = [(i, s, tags[t]) for i, s, t in zip(row_ids, row_starts, row) if s != PREFIX_START]
+            # The prefix's pieces come first and only they start at PREFIX_START.
+            first = row_starts.count(PREFIX_START)
             self._remember(lang, text, PieceTags(
-                np.array([i for i, _, _ in kept], dtype=np.int32),
-                np.array([s for _, s, _ in kept], dtype=np.int64),
-                tuple(t for _, _, t in kept),
+                np.array(row_ids[first:], dtype=np.int32),
+                np.array(row_starts[first:], dtype=np.int64),
+                tuple(map(tags.__getitem__, row[first : len(row_ids)])),
             ))
 
     def lookup(self, lang: str, text: str, tokenizer: Tokenizer) -> PieceTags | None:
