@@ -100,22 +100,23 @@ class LanguageDetector:
 
     def detect(self, text: str, lang_hint: str | None = None) -> LanguageGuess:
         """Return the language of `text`, falling back to `lang_hint` when the text is unclear."""
-        hint = _normalise_hint(lang_hint)
-        cleaned = for_language(text)
-        if letter_count(cleaned) < MIN_LETTERS:
-            return LanguageGuess(hint, None) if hint else LanguageGuess(UNDETERMINED, None)
-        scores = self._scores(cleaned)
-        lang = max(scores, key=lambda code: scores[code] * (self._prior if code in self._expected else 1.0))
-        score = scores[lang]
-        if lang in self._second_opinion:
-            lang = self._between_expected(cleaned, scores)
-            score = scores.get(lang, 0.0)
-        if score < MIN_CONFIDENCE and hint:
-            return LanguageGuess(hint, score)
-        if len(lang) != 2:
-            # The lite model also knows ISO 639-2/3-only languages (e.g. "ceb").
-            return LanguageGuess(UNDETERMINED, score)
-        return LanguageGuess(lang, score)
+        return self.detect_many([text], [lang_hint])[0]
+
+    def detect_many(self, texts: Sequence[str], lang_hints: Sequence[str | None]) -> list[LanguageGuess]:
+        """Return `detect`'s answer for each text; Lingua reads the texts that need it on all cores at once."""
+        hints = [_normalise_hint(hint) for hint in lang_hints]
+        cleaned = [for_language(text) for text in texts]
+        picks: list[tuple[str, dict[str, float]] | None] = []
+        for text in cleaned:
+            if letter_count(text) < MIN_LETTERS:
+                picks.append(None)
+                continue
+            scores = self._scores(text)
+            picks.append((max(scores, key=lambda code: scores[code] * (self._prior if code in self._expected else 1.0)), scores))
+        second = [i for i, pick in enumerate(picks) if pick is not None and pick[0] in self._second_opinion]
+        for i, lang in zip(second, self._between_expected([cleaned[i] for i in second], [picks[i][1] for i in second])):
+            picks[i] = (lang, picks[i][1])
+        return [_guess(pick, hint) for pick, hint in zip(picks, hints)]
 
     def _scores(self, cleaned: str) -> dict[str, float]:
         """The lite model's top guesses, German dialects added to German."""
@@ -125,16 +126,36 @@ class LanguageDetector:
             scores[code] = scores.get(code, 0.0) + float(guess["score"])
         return scores
 
-    def _between_expected(self, cleaned: str, scores: dict[str, float]) -> str:
-        """Pick among the expected languages by the product of both models' probabilities."""
-        lingua = {
-            value.language.iso_code_639_1.name.lower(): value.value
-            for value in self._load_lingua().compute_language_confidence_values(cleaned)
-        }
-        return max(
-            self._second_opinion,
-            key=lambda code: math.log(max(scores.get(code, 0.0), FLOOR)) + math.log(max(lingua.get(code, 0.0), FLOOR)),
-        )
+    def _between_expected(self, cleaned: list[str], scores: list[dict[str, float]]) -> list[str]:
+        """Pick among the expected languages by the product of both models' probabilities, per text."""
+        if not cleaned:
+            return []
+        lingua = self._load_lingua()
+        # The parallel call spreads the texts over the cores; one text goes alone (no thread hand-off).
+        found = ([lingua.compute_language_confidence_values(cleaned[0])] if len(cleaned) == 1
+                 else lingua.compute_language_confidence_values_in_parallel(cleaned))
+        picks = []
+        for values, lite in zip(found, scores):
+            second = {value.language.iso_code_639_1.name.lower(): value.value for value in values}
+            picks.append(max(
+                self._second_opinion,
+                key=lambda code: math.log(max(lite.get(code, 0.0), FLOOR)) + math.log(max(second.get(code, 0.0), FLOOR)),  # noqa: B023
+            ))
+        return picks
+
+
+def _guess(pick: tuple[str, dict[str, float]] | None, hint: str | None) -> LanguageGuess:
+    """Turn a pick (language, the lite model's scores) or None (too few letters) into the answer."""
+    if pick is None:
+        return LanguageGuess(hint, None) if hint else LanguageGuess(UNDETERMINED, None)
+    lang, scores = pick
+    score = scores.get(lang, 0.0)
+    if score < MIN_CONFIDENCE and hint:
+        return LanguageGuess(hint, score)
+    if len(lang) != 2:
+        # The lite model also knows ISO 639-2/3-only languages (e.g. "ceb").
+        return LanguageGuess(UNDETERMINED, score)
+    return LanguageGuess(lang, score)
 
 
 def _lingua_codes() -> frozenset[str]:

@@ -156,7 +156,7 @@ class Enricher:
             self.timings[name] += time.perf_counter() - started
 
     def _detect_languages(self, posts: Sequence[PostText], texts: list[str]) -> list[LanguageGuess]:
-        return [self._language.detect(text, post.lang_hint) for post, text in zip(posts, texts)]
+        return self._language.detect_many(texts, [post.lang_hint for post in posts])
 
     def _classify(
         self, model: Any, texts: list[str], languages: list[LanguageGuess], wanted: list[bool] | None = None

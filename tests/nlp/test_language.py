@@ -159,3 +159,13 @@ def test_the_configured_languages_and_prior_reach_the_enricher() -> None:
 
     version = build_enricher([], NlpSettings(expected_languages=["de"], language_prior=2.0)).model_versions()["language"]
     assert version.endswith(LanguageDetector(expected=("de",), prior=2.0).model_version)
+
+
+def test_many_texts_at_once_get_the_answers_they_get_one_by_one(
+    detector: LanguageDetector, en_tweets: list[tuple[str, str]], de_tweets: list[tuple[str, str]]
+) -> None:
+    # Real tweets from both fixtures, plus texts without letters and with platform tags.
+    texts = [text for _, text in en_tweets[:150] + de_tweets[:150]]
+    texts += ["😍😍 #Bahn", "lol", "Die Bahn ist heute wieder völlig überfüllt und zu spät", ""]
+    hints = [None] * (len(texts) - 4) + ["de", "en-GB", "en", None]
+    assert detector.detect_many(texts, hints) == [detector.detect(text, hint) for text, hint in zip(texts, hints)]
