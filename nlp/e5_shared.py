@@ -39,6 +39,7 @@ PREFIX = "passage: "  # e5's prefix for text that is not a search query
 KEPT_TEXTS = 20_000  # tagged texts remembered between the sentiment and the entity step (~0.5 KB each)
 WORD_RE = re.compile(r"\S+")
 PREFIX_START = -1
+REPOST = "repost"  # marks tags kept under a repost key (SharedEntityHeads._kept)
 
 
 def shared_head_path(models_dir: Path, lang: str) -> Path:
@@ -190,7 +191,9 @@ class SharedEntityHeads:
         self._models_dir, self._sentiment_path = models_dir, sentiment_path
         self.bf16 = precision != "fp32" and native_bf16()
         self._heads: dict[str, tuple[Any, list[str]]] = {}
-        self._kept: OrderedDict[tuple[str, str], PieceTags] = OrderedDict()
+        # (lang, text) -> the text's tags; (lang, repost key, REPOST) -> the tags of a post with that key,
+        # whose offsets are that post's (only `moved_to` reads them, with the retweet's own offsets).
+        self._kept: OrderedDict[tuple[str, ...], PieceTags] = OrderedDict()
 
     @property
     def version_suffix(self) -> str:
@@ -231,22 +234,30 @@ class SharedEntityHeads:
         for text, row_ids, row_starts, row in zip(texts, ids, starts, best):
             # The prefix's pieces come first and only they start at PREFIX_START.
             first = row_starts.count(PREFIX_START)
-            self._remember(lang, text, PieceTags(
+            found = PieceTags(
                 np.array(row_ids[first:], dtype=np.int32),
                 np.array(row_starts[first:], dtype=np.int64),
                 tuple(map(tags.__getitem__, row[first : len(row_ids)])),
-            ))
+            )
+            self._remember(lang, text, found=found)
+            # A later retweet of this post is looked up by its repost key (the text cache answers
+            # it without a pass): the tags move onto its pieces from there.
+            if (key := repost_key(text)) != text:
+                self._remember(lang, key, REPOST, found=found)
 
     def lookup(self, lang: str, text: str, tokenizer: Tokenizer) -> PieceTags | None:
         """Return the tags of `text` if it, or its repost key, was observed recently; else None."""
         found = self._kept.get((lang, text))
-        if found is None and (keyed := self._kept.get((lang, repost_key(text)))) is not None:
-            found = keyed.moved_to(*post_pieces(tokenizer, text))
+        if found is None:
+            key = repost_key(text)
+            keyed = self._kept.get((lang, key)) or self._kept.get((lang, key, REPOST))
+            if keyed is not None:
+                found = keyed.moved_to(*post_pieces(tokenizer, text))
         return found
 
-    def _remember(self, lang: str, text: str, found: PieceTags) -> None:
-        self._kept[(lang, text)] = found
-        self._kept.move_to_end((lang, text))
+    def _remember(self, *kept_as: str, found: PieceTags) -> None:
+        self._kept[kept_as] = found
+        self._kept.move_to_end(kept_as)
         while len(self._kept) > KEPT_TEXTS:
             self._kept.popitem(last=False)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nlp.cascade import SentimentClassifier
 from nlp.sentiment import SentimentResult
-from nlp.text import repost_key
+from nlp.text import for_sentiment, repost_key
 
 DEFAULT_MAX_ENTRIES = 100_000
 
@@ -76,7 +76,11 @@ class CachedSentiment:
                 self.counts.misses += 1
         if pending:
             firsts = [rows[0] for rows in pending.values()]
-            answers = self.model.predict([keyed[i] for i in firsts], lang)
+            # A text that is no repost goes to the model as written: the model normalises it to
+            # the same key itself, and the shared-pass entity heads then keep its tags under the
+            # post's own text, so the entity step finds them without tokenising the post again.
+            asked = [texts[i] if keyed[i] == for_sentiment(texts[i]) else keyed[i] for i in firsts]
+            answers = self.model.predict(asked, lang)
             for (digest, rows), answer in zip(pending.items(), answers):
                 for i in rows:
                     results[i] = answer

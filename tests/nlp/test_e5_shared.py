@@ -81,6 +81,19 @@ def test_reposts_behind_the_text_cache_cost_no_extra_pass() -> None:
     assert frankfurt == [("1", DE_POST.index("Frankfurt")), ("2", retweet.index("Frankfurt"))]
 
 
+def test_a_post_written_as_another_posts_repost_key_keeps_its_own_offsets() -> None:
+    # The cache asks the model about the first post as written, so the heads keep its tags with its
+    # offsets; a post that is literally its normalised form ("@user" for "@115845", 2 characters
+    # shorter before "Germany") shares the cache answer and must get its entities at its own offsets.
+    literal = for_sentiment(EN_POST)
+    assert literal != EN_POST and literal.index("Germany") != EN_POST.index("Germany")
+    enricher = Enricher([], sentiment=CachedSentiment(FineTunedSentimentModel()), ner_engine="shared")
+    out = enricher.enrich([PostText("x", "1", EN_POST, "en"), PostText("x", "2", literal, "en")])
+    found = {(e.post_id, e.text, e.label, e.start_char) for e in out.entities}
+    assert ("1", "Germany", "LOC", EN_POST.index("Germany")) in found
+    assert ("2", "Germany", "LOC", literal.index("Germany")) in found
+
+
 @pytest.mark.parametrize(("lang", "text", "expected"), [
     ("en", EN_POST, ("Germany", "LOC")),
     ("de", DE_POST, ("Frankfurt", "LOC")),
