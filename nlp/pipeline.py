@@ -27,7 +27,7 @@ from nlp.language import LanguageDetector, LanguageGuess
 from nlp.records import Annotation, BrandMention, Enrichment, EntitySpan, PostText, Task
 from nlp.sentiment import MODEL_NAME as SENTIMENT_MODEL
 from nlp.sentiment import SentimentModel, SentimentResult
-from nlp.targeted import MentionQuery, TargetedSentiment
+from nlp.targeted import MentionPlan, TargetedSentiment, wanted_texts
 from nlp.text import MAX_CHARS, safe_text
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,15 @@ class Enricher:
         texts = [safe_text(post.text) for post in posts]
         languages = self._timed("language", self._detect_languages, posts, texts)
         matches = self._timed("brands", lambda: [self._matcher.find(text) for text in texts])
+        plans = self._timed("brands", self._plan_mentions, texts, languages, matches)
         # Posts the sentiment and entity models read; the others keep no label and no entities.
         deep = [bool(found) or not self._brand_posts_only for found in matches]
-        sentiments = self._timed("sentiment", self._classify, self._sentiment, texts, languages, deep)
-        intents = self._timed("intent", self._classify, self._intent, texts, languages)
+        # The clauses per-brand sentiment needs ride along in the posts' model call (one call per language).
+        sentiments, judged = self._timed("sentiment", self._classify, self._sentiment, texts, languages, deep, wanted_texts(plans))
+        intents, _ = self._timed("intent", self._classify, self._intent, texts, languages)
         out = Enrichment()
         out.entities = self._timed("entities", self._extract_entities, posts, texts, languages, deep)
-        out.brand_mentions = self._timed("brands", self._match_brands, posts, texts, languages, matches, sentiments)
+        out.brand_mentions = self._timed("brands", self._brand_rows, posts, matches, plans, judged, sentiments)
         entity_counts = _count_per_post(out.entities)
         brand_counts = _count_per_post(out.brand_mentions)
         entities_version = self._entities_version()
@@ -159,22 +161,29 @@ class Enricher:
         return self._language.detect_many(texts, [post.lang_hint for post in posts])
 
     def _classify(
-        self, model: Any, texts: list[str], languages: list[LanguageGuess], wanted: list[bool] | None = None
-    ) -> list[Any]:
-        """Run a per-language classifier (sentiment or intent) over the `wanted` texts it has a language for."""
+        self, model: Any, texts: list[str], languages: list[LanguageGuess], wanted: list[bool] | None = None,
+        extra: Mapping[str, list[str]] | None = None,
+    ) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+        """Run a per-language classifier (sentiment or intent) over the `wanted` texts it has a
+        language for, and over `extra` texts per language; return the posts' results and, per
+        language, the extra texts' results by text."""
         results: list[Any] = [None] * len(texts)
         by_lang: dict[str, list[int]] = defaultdict(list)
         for i, guess in enumerate(languages):
             if wanted is None or wanted[i]:
                 by_lang[guess.lang].append(i)
+        extra = extra or {}
+        judged: dict[str, dict[str, Any]] = {}
         supported = model.languages
-        for lang, indices in by_lang.items():
+        for lang in [*by_lang, *(lang for lang in extra if lang not in by_lang)]:
             if lang not in supported:
                 continue  # no trained model for this language: the label stays unknown
-            batch = [texts[i][:MAX_CHARS] for i in indices]
-            for i, result in zip(indices, _per_item_on_error(model.predict, batch, lang)):
+            indices, added = by_lang.get(lang, []), extra.get(lang, [])
+            found = _per_item_on_error(model.predict, [texts[i][:MAX_CHARS] for i in indices] + added, lang)
+            for i, result in zip(indices, found):
                 results[i] = result
-        return results
+            judged[lang] = dict(zip(added, found[len(indices):]))
+        return results, judged
 
     def _extract_entities(
         self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess], wanted: list[bool]
@@ -195,41 +204,41 @@ class Enricher:
                 )
         return rows
 
-    def _match_brands(
-        self, posts: Sequence[PostText], texts: list[str], languages: list[LanguageGuess],
-        found: list[list[BrandMatch]], sentiments: list[SentimentResult | None],
+    def _plan_mentions(
+        self, texts: list[str], languages: list[LanguageGuess], found: list[list[BrandMatch]]
+    ) -> list[MentionPlan | None]:
+        """Per post with brand mentions, what per-brand sentiment needs judged (None: no mentions)."""
+        plans: list[MentionPlan | None] = []
+        for text, guess, matches in zip(texts, languages, found):
+            if not matches:
+                plans.append(None)
+                continue
+            spans = [(m.start_char, m.end_char) for m in matches]
+            try:
+                # One answer per mention: "love Lyft, but Uber cancelled" gives Lyft and Uber apart.
+                plans.append(self._targeted.plan(text[:MAX_CHARS], guess.lang, spans))
+            except ModelMissingError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one odd post keeps the post-level answer
+                log.warning("targeted sentiment skipped one post (%d chars): %s", len(text), exc)
+                plans.append(MentionPlan(guess.lang, len(spans), "post"))
+        return plans
+
+    def _brand_rows(
+        self, posts: Sequence[PostText], found: list[list[BrandMatch]], plans: list[MentionPlan | None],
+        judged: dict[str, dict[str, SentimentResult | None]], sentiments: list[SentimentResult | None],
     ) -> list[BrandMention]:
-        mentioned = [i for i, matches in enumerate(found) if matches]
-        # One answer per mention: "love Lyft, but Uber cancelled" gives Lyft and Uber apart.
-        queries = [
-            MentionQuery(texts[i][:MAX_CHARS], languages[i].lang, [(m.start_char, m.end_char) for m in found[i]], sentiments[i])
-            for i in mentioned
-        ]
-        try:
-            answers = self._targeted.predict_many(queries)
-        except ModelMissingError:
-            raise
-        except Exception:  # noqa: BLE001 - find the odd post: each one alone, as in _per_item_on_error
-            log.warning("targeted sentiment failed on a batch of %d posts; retrying one by one", len(queries))
-            answers = [self._targeted_one(query) for query in queries]
         rows: list[BrandMention] = []
-        for i, targeted in zip(mentioned, answers):
-            post = posts[i]
+        for post, matches, plan, sentiment in zip(posts, found, plans, sentiments):
+            if plan is None:
+                continue
+            targeted = plan.resolve(judged.get(plan.lang, {}), sentiment)
             rows.extend(
                 BrandMention(post.source, post.post_id, m.brand, m.kind, m.matched_text, m.start_char,
                              result.label if result else None)
-                for m, result in zip(found[i], targeted)
+                for m, result in zip(matches, targeted)
             )
         return rows
-
-    def _targeted_one(self, query: MentionQuery) -> list[SentimentResult | None]:
-        try:
-            return self._targeted.predict_many([query])[0]
-        except ModelMissingError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one odd post keeps the post-level answer
-            log.warning("targeted sentiment skipped one post (%d chars): %s", len(query.text), exc)
-            return [query.post_sentiment] * len(query.spans)
 
     def _language_row(self, post: PostText, guess: LanguageGuess) -> Annotation:
         version = self._language.model_version

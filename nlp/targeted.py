@@ -85,12 +85,16 @@ class MentionQuery(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    """What one post needs judged, and how the answers map back to its mentions."""
+class MentionPlan:
+    """What one post needs judged, and how the answers map back to its mentions.
+
+    Making one needs no sentiment yet, so the pipeline judges the clause texts in the same model
+    call as the posts (`texts`), then `resolve`s.
+    """
 
     lang: str
-    post_sentiment: SentimentResult | None
-    answers: list[SentimentResult | None] | None  # settled without the model
+    mentions: int
+    settled: str | None  # without the model: "post" (its sentiment stands) or "unknown" (None each)
     owners: list[Clause | None] = field(default_factory=list)  # per mention; None for addressees
     addressed: list[bool] = field(default_factory=list)
     clause_texts: dict[Clause, str] = field(default_factory=dict)
@@ -101,16 +105,19 @@ class _Plan:
         """Return the texts the model must judge for this post."""
         return list(self.clause_texts.values()) + ([self.to_them] if self.to_them.strip() else [])
 
-    def resolve(self, judged: dict[str, SentimentResult | None]) -> list[SentimentResult | None]:
-        """Return one answer per mention from the model's answers by text."""
+    def resolve(self, judged: dict[str, SentimentResult | None], post_sentiment: SentimentResult | None) -> list[SentimentResult | None]:
+        """Return one answer per mention from the model's answers by text (a text the model
+        could not judge, or left out, keeps the post's sentiment)."""
+        if self.settled is not None:
+            return [post_sentiment if self.settled == "post" else None] * self.mentions
         out: list[SentimentResult | None] = []
         for owner, is_addressee in zip(self.owners, self.addressed):
             if is_addressee:
                 result = judged.get(self.to_them) if self.to_them.strip() else None
             else:
-                result = judged[self.clause_texts[owner]] if owner is not None else None
+                result = judged.get(self.clause_texts[owner]) if owner is not None else None
             if result is None:
-                out.append(self.post_sentiment)  # nothing left to judge: the post's sentiment stands
+                out.append(post_sentiment)  # nothing left to judge: the post's sentiment stands
             elif owner is not None and owner.compared:
                 out.append(SentimentResult(FLIP[result.label], result.score))
             else:
@@ -139,27 +146,22 @@ class TargetedSentiment:
     def predict_many(self, queries: Sequence[MentionQuery]) -> list[list[SentimentResult | None]]:
         """Return `predict`'s answers for many posts, with one model call per language.
 
-        A model call costs far more than its rows on short clause texts (a batch of 2 clauses
-        took ~15 ms with the e5 model), so the clauses of a whole enrich batch go together.
-        The answers are the ones `predict` gives post by post: the model answers each text alone.
+        A model call costs far more than its rows on short clause texts (a batch of 3 clauses
+        took ~15 ms with the e5 model), so the clauses of many posts go together. The answers
+        are the ones `predict` gives post by post: the model answers each text alone.
         """
-        plans = [self._plan(q) for q in queries]
-        wanted: dict[str, dict[str, None]] = {}
-        for plan in plans:
-            if plan.answers is None:
-                wanted.setdefault(plan.lang, {}).update(dict.fromkeys(plan.texts))
-        judged = {
-            lang: dict(zip(texts, self._model.predict(list(texts), lang))) for lang, texts in wanted.items()
-        }
-        return [plan.answers if plan.answers is not None else plan.resolve(judged[plan.lang]) for plan in plans]
+        plans = [self.plan(q.text, q.lang, q.spans) for q in queries]
+        judged: dict[str, dict[str, SentimentResult | None]] = {}
+        for lang, texts in wanted_texts(plans).items():
+            judged[lang] = dict(zip(texts, self._model.predict(texts, lang)))
+        return [plan.resolve(judged.get(plan.lang, {}), q.post_sentiment) for plan, q in zip(plans, queries)]
 
-    def _plan(self, query: MentionQuery) -> _Plan:
+    def plan(self, text: str, lang: str, spans: list[tuple[int, int]]) -> MentionPlan:
         """Work out which clause texts one post needs judged, or settle it without the model."""
-        text, lang, spans, post_sentiment = query
         if not spans:
-            return _Plan(lang, post_sentiment, answers=[])
+            return MentionPlan(lang, 0, "unknown")
         if lang not in self._model.languages or lang not in self._contrast:
-            return _Plan(lang, post_sentiment, answers=[None] * len(spans))
+            return MentionPlan(lang, len(spans), "unknown")
         clauses = self.clauses(text, lang, spans)
         addressed_end = _leading_handles_end(text)
         addressed = [start < addressed_end for start, _ in spans]
@@ -168,13 +170,13 @@ class TargetedSentiment:
         # The addressees of a reply count as one more target group next to the clauses.
         groups = {owner for owner, to_them in zip(owners, addressed) if not to_them} | ({"to"} if any(addressed) else set())
         if len(groups) < 2:
-            return _Plan(lang, post_sentiment, answers=[post_sentiment] * len(spans))  # one target: the post says it
+            return MentionPlan(lang, len(spans), "post")  # one target, or all in one clause: the post says it
         needed = sorted({owner for owner in owners if owner is not None}, key=lambda c: c.start)
         # A compared clause ("than Uber") is judged by the rest of its sentence, then flipped.
         clause_texts = {c: _sentence_rest(text, clauses, c) if c.compared else text[c.start:c.end] for c in needed}
         # Addressees are judged on every clause that names no other target ("you" is them).
         to_them = " ".join(text[c.start:c.end] for c in clauses if c not in needed) if any(addressed) else ""
-        return _Plan(lang, post_sentiment, None, owners, addressed, clause_texts, to_them)
+        return MentionPlan(lang, len(spans), None, owners, addressed, clause_texts, to_them)
 
     def clauses(self, text: str, lang: str, spans: Sequence[tuple[int, int]] = ()) -> list[Clause]:
         """Split `text` into sentences, then clauses at contrast and comparison markers.
@@ -200,6 +202,16 @@ class TargetedSentiment:
             ]
             clauses.extend(_merge_short(text, pieces))
         return clauses
+
+
+def wanted_texts(plans: Sequence[MentionPlan | None]) -> dict[str, list[str]]:
+    """Return the distinct texts the plans (None: a post without mentions) need judged, per
+    language, in first-seen order."""
+    wanted: dict[str, dict[str, None]] = {}
+    for plan in plans:
+        if plan is not None and plan.settled is None:
+            wanted.setdefault(plan.lang, {}).update(dict.fromkeys(plan.texts))
+    return {lang: list(texts) for lang, texts in wanted.items()}
 
 
 def _marker_re(words: str) -> re.Pattern[str]:

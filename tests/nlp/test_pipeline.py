@@ -163,9 +163,9 @@ class FailsOnOneClause:
         return self.model.predict(texts, lang)
 
 
-def test_a_failing_clause_costs_only_its_own_post(demo_brands: list[Brand], caplog: pytest.LogCaptureFixture) -> None:
-    model = SentimentModel()
-    enricher = Enricher(demo_brands, sentiment=FailsOnOneClause(model, "but Apple"), ner_engine="spacy")
+def test_a_failing_clause_costs_only_its_own_answer(demo_brands: list[Brand], caplog: pytest.LogCaptureFixture) -> None:
+    model = FailsOnOneClause(SentimentModel(), "but Apple")
+    enricher = Enricher(demo_brands, sentiment=model, ner_engine="spacy")
     posts = [
         PostText("x", "poisoned", "Amazon delivered the parcel a day early, which is great, but Apple support ignored my emails for weeks", "en"),
         PostText("x", "fine", "Amazon Prime Video keeps crashing on my TV and support is useless, but Xbox Live works perfectly every time", "en"),
@@ -173,12 +173,14 @@ def test_a_failing_clause_costs_only_its_own_post(demo_brands: list[Brand], capl
     with caplog.at_level(logging.WARNING, logger="nlp.pipeline"):
         result = enricher.enrich(posts)
     assert any("retrying one by one" in r.message for r in caplog.records)
-    assert any("skipped one post" in r.message for r in caplog.records)
-    post_label = {p: annotation(result, p, "sentiment").label for p in ("poisoned", "fine")}
+    assert any("skipped one text" in r.message for r in caplog.records)
     mentions = {(m.post_id, m.brand): m.sentiment for m in result.brand_mentions}
-    # The poisoned post keeps its post-level answer for both brands ...
-    assert mentions[("poisoned", "Amazon")] == mentions[("poisoned", "Apple")] == post_label["poisoned"]
-    # ... the other post in the batch still gets one answer per clause, as it would alone.
-    alone = enricher.enrich(posts[1:])
-    assert {b: s for (p, b), s in mentions.items() if p == "fine"} == {m.brand: m.sentiment for m in alone.brand_mentions}
+    model.poison = "\x00"  # the same model, now failing on nothing
+    clean = enricher.enrich(posts)
+    assert [(a.post_id, a.task, a.label) for a in result.annotations] == [(a.post_id, a.task, a.label) for a in clean.annotations]
+    expected = {(m.post_id, m.brand): m.sentiment for m in clean.brand_mentions}
+    # The clause the model failed on keeps the post's answer; every other mention gets its own.
+    assert mentions.pop(("poisoned", "Apple")) == annotation(result, "poisoned", "sentiment").label
+    expected.pop(("poisoned", "Apple"))
+    assert mentions == expected and ("fine", "Xbox") in mentions
     assert mentions[("fine", "Prime")] != mentions[("fine", "Xbox")]
