@@ -20,7 +20,7 @@ from act.alerts import evaluate_alerts, evaluation_window
 from act.report import render_report
 from connectors.registry import build_connector
 from graph.ranking import rank_all
-from nlp.pipeline import POSTS_PER_CALL, build_enricher
+from nlp.pipeline import POSTS_PER_CALL, build_enricher, models_out_of_gc
 from nlp.records import PostText
 from resonanz.settings import Settings, resolve_path
 from warehouse.crm import import_customers, import_identities, link_accounts_by_handle
@@ -92,12 +92,13 @@ def enrich_posts(settings: Settings) -> dict[str, Any]:
     logger = get_run_logger()
     enricher = build_enricher(settings.brands, settings.nlp)
     totals: dict[str, Any] = {"posts": 0, "annotations": 0, "entities": 0, "brand_mentions": 0}
-    with closing(open_warehouse(settings.duckdb_path)) as con:
+    with closing(open_warehouse(settings.duckdb_path)) as con, models_out_of_gc() as loaded:
         todo = posts_to_enrich(con, enricher.model_versions()).to_pylist()
         for start in range(0, len(todo), POSTS_PER_CALL):
             rows = todo[start : start + POSTS_PER_CALL]
             posts = [PostText(r["source"], r["post_id"], r["text"], r["lang_hint"]) for r in rows]
             result = enricher.enrich(posts)
+            loaded()  # the first call loaded every model
             saved = save_enrichment(
                 con, [(p.source, p.post_id) for p in posts],
                 result.annotations, result.entities, result.brand_mentions,

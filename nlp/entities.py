@@ -178,23 +178,28 @@ class EntityExtractor:
         # ruler, for DE) then runs on top, as it does after spaCy's own NER.
         docs = [nlp.make_doc(text) for text in texts]
         if self._engine == "shared":
-            self._set_shared_entities(docs, key)
+            self._set_shared_entities(docs, texts, key)
         else:
             set_entities(self._tagger(key), docs)
         for _, component in nlp.pipeline:
             docs = [component(doc) for doc in docs]
         return docs
 
-    def _set_shared_entities(self, docs: list[Any], key: str) -> None:
+    def _set_shared_entities(self, docs: list[Any], texts: list[str], key: str) -> None:
+        """Set the entities the shared heads tagged on `docs`, the spaCy docs of `texts` (the texts
+        are passed along: `doc.text` rebuilds the text token by token, which took longer than
+        the lookups)."""
         from spacy.tokens import Span
 
         heads, tokenizer = self._shared.entity_heads, self._shared.tokenizer
-        unseen = [doc.text for doc in docs if heads.lookup(key, doc.text, tokenizer) is None]
+        found_by_text = {text: heads.lookup(key, text, tokenizer) for text in texts}
+        unseen = [text for text, found in found_by_text.items() if found is None]
         if unseen:  # texts the sentiment step did not encode (too short to judge, or cached)
             self._shared.encode_for_entities(unseen, key)
+            found_by_text.update((text, heads.lookup(key, text, tokenizer)) for text in unseen)
         labels = {tag[2:]: tag[2:] for tag in heads.head(key)[1] if tag != "O"}
-        for doc in docs:
-            found = heads.lookup(key, doc.text, tokenizer)
+        for doc, text in zip(docs, texts):
+            found = found_by_text[text]
             kept = [t for t in doc if not t.is_space]
             if found is None or not kept:
                 continue

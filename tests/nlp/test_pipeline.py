@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from nlp.pipeline import Enricher
+from nlp.pipeline import Enricher, models_out_of_gc
 from nlp.records import Annotation, Enrichment, PostText
 from nlp.sentiment import SentimentModel, SentimentResult
 from resonanz.settings import Brand
@@ -184,3 +185,14 @@ def test_a_failing_clause_costs_only_its_own_answer(demo_brands: list[Brand], ca
     expected.pop(("poisoned", "Apple"))
     assert mentions == expected and ("fine", "Xbox") in mentions
     assert mentions[("fine", "Prime")] != mentions[("fine", "Xbox")]
+
+
+def test_models_stay_out_of_gc_only_inside_the_block() -> None:
+    before = gc.get_freeze_count()
+    with models_out_of_gc() as loaded:
+        assert gc.get_freeze_count() == before  # nothing is frozen before the models are loaded
+        loaded()
+        frozen = gc.get_freeze_count()
+        loaded()  # a second call freezes nothing more
+        assert frozen > before and gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0
