@@ -30,7 +30,7 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from nlp.sentiment import SentimentResult
 
@@ -94,7 +94,7 @@ class MentionPlan:
 
     lang: str
     mentions: int
-    settled: str | None  # without the model: "post" (its sentiment stands) or "unknown" (None each)
+    settled: Literal["post", "unknown"] | None  # without the model: the post's sentiment stands, or None each
     owners: list[Clause | None] = field(default_factory=list)  # per mention; None for addressees
     addressed: list[bool] = field(default_factory=list)
     clause_texts: dict[Clause, str] = field(default_factory=dict)
