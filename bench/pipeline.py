@@ -49,17 +49,15 @@ def run_once(workdir: Path) -> dict[str, dict[str, float]]:
         # As the enrich task runs it: the configured models, POSTS_PER_CALL posts a call, the
         # models out of the garbage collector's full passes once loaded.
         enricher = build_enricher(settings.brands, settings.nlp)
-        results = []
+        batches = [texts[start : start + POSTS_PER_CALL] for start in range(0, len(texts), POSTS_PER_CALL)]
         with models_out_of_gc() as loaded:
             enricher.enrich(texts[:1])  # load the models outside the timed part
             loaded()
             started = time.perf_counter()
-            for start in range(0, len(texts), POSTS_PER_CALL):
-                results.append(enricher.enrich(texts[start : start + POSTS_PER_CALL]))
+            results = [enricher.enrich(batch) for batch in batches]
             stages["enrich"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
         started = time.perf_counter()
-        for start, result in zip(range(0, len(texts), POSTS_PER_CALL), results):
-            batch = texts[start : start + POSTS_PER_CALL]
+        for batch, result in zip(batches, results):
             save_enrichment(con, [(p.source, p.post_id) for p in batch], result.annotations, result.entities,
                             result.brand_mentions)
         stages["store_enrichment"] = {"seconds": time.perf_counter() - started, "posts": len(texts)}
