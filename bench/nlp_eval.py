@@ -11,7 +11,6 @@ Usage: python -m bench.nlp_eval
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -24,6 +23,7 @@ BENCH = Path(__file__).resolve().parent
 from bench.eval_intent import intent_rows  # noqa: E402
 from bench.eval_ner import entity_rows as ner_rows  # noqa: E402
 from bench.eval_targeted import targeted_rows  # noqa: E402
+from bench.language_labels import adjudicated_languages, language_correct  # noqa: E402
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results  # noqa: E402
 from nlp.e5_sentiment import FineTunedSentimentModel  # noqa: E402
@@ -77,42 +77,14 @@ def vader_rows(sets: list[LabelledTexts]) -> list[dict]:
     return rows
 
 
-LANGUAGE_LABELS = BENCH / "data" / "language_labels.tsv"
-
-
-def adjudicated_languages(data: LabelledTexts) -> list[str]:
-    """Return each text's language: the hand label of bench/data/language_labels.tsv where there
-    is one (see LANGUAGE_LABELS.md), else the collection's; stops if a labelled text changed."""
-    gold = [data.lang] * len(data.texts)
-    with LANGUAGE_LABELS.open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            name, index, digest, label = line.rstrip("\n").split("\t")
-            if name != data.name:
-                continue
-            text = data.texts[int(index)]
-            if hashlib.sha1(text.encode("utf-8")).hexdigest()[:12] != digest:
-                raise SystemExit(f"bench/nlp_eval.py: {name} line {index} is not the text that was labelled; re-label it")
-            gold[int(index)] = label
-    return gold
-
-
-def language_correct(guess: str, gold: str) -> bool:
-    """Score one guess against a hand label: `mixed` takes en or de, `other` anything but them."""
-    if gold == "mixed":
-        return guess in ("en", "de")
-    if gold == "other":
-        return guess not in ("en", "de")
-    return guess == gold
-
-
 def language_rows(sets: list[LabelledTexts]) -> list[dict]:
     """Accuracy against the collection's label and against per-tweet labels: the shipped detector,
-    without Lingua's second opinion, and the lite model alone."""
+    without the wider Lingua step, without Lingua at all, and the lite model alone."""
     rows = []
     gold = {data.name: adjudicated_languages(data) for data in sets}
     variants = (
         ("language", LanguageDetector()),
+        ("language (Lingua between EN and DE only)", LanguageDetector(wider=False)),
         ("language (prior, no Lingua)", LanguageDetector(second_opinion=False)),
         ("language (lite model alone)", LanguageDetector(prior=1.0, second_opinion=False)),
     )

@@ -29,8 +29,9 @@ def test_detects_english_tweets(detector: LanguageDetector, en_tweets: list[tupl
 
 
 def test_detects_german_tweets(detector: LanguageDetector, de_tweets: list[tuple[str, str]]) -> None:
-    # Measured 0.927 (0.907 without Lingua, 0.887 with the lite model alone): the collection
-    # labels every tweet "de", English ones too (bench/data/LANGUAGE_LABELS.md).
+    # Measured 0.923 (0.927 with Lingua between EN and DE only, 0.907 without Lingua, 0.887 with
+    # the lite model alone): the collection labels every tweet "de", English and Turkish ones too
+    # (bench/data/LANGUAGE_LABELS.md), and the wider step gets two of those right.
     assert accuracy(detector, [text for _, text in de_tweets], "de") >= 0.91
 
 
@@ -85,14 +86,15 @@ def test_detection_writes_nothing_to_disk(tmp_path: Path) -> None:
 def test_the_prior_keeps_short_posts_in_the_expected_languages(
     detector: LanguageDetector, text: str, expected: str, without_prior: str
 ) -> None:
-    assert LanguageDetector(prior=1.0).detect(text).lang == without_prior
+    assert LanguageDetector(prior=1.0, second_opinion=False).detect(text).lang == without_prior
+    assert LanguageDetector(second_opinion=False).detect(text).lang == expected
     assert detector.detect(text).lang == expected
 
 
 def test_the_prior_lifts_accuracy_on_real_en_and_de_tweets(
     detector: LanguageDetector, en_tweets: list[tuple[str, str]], de_tweets: list[tuple[str, str]]
 ) -> None:
-    plain = LanguageDetector(prior=1.0)
+    plain = LanguageDetector(prior=1.0, second_opinion=False)
     for tweets, lang in ((en_tweets, "en"), (de_tweets, "de")):
         texts = [text for _, text in tweets]
         assert accuracy(detector, texts, lang) >= accuracy(plain, texts, lang)
@@ -123,11 +125,34 @@ def test_lingua_decides_between_the_expected_languages(detector: LanguageDetecto
 
 def test_lingua_alone_does_not_overrule_a_clear_first_guess(detector: LanguageDetector) -> None:
     # Real English posts with German words (GermEval-2017, UMSAB DE test; hand-labelled English in
-    # bench/data/language_labels.tsv). Lingua alone calls all three German; the product of both
-    # models' probabilities keeps them English.
+    # bench/data/language_labels.tsv). Lingua alone calls both German; the product of both
+    # models' probabilities keeps them English. (A third, "relatable Deutsche Bahn feel: angry",
+    # is lost to the wider step: the lite model gives English only 0.36, and Lingua is sure of German.)
     for text in ("Hamburg Dammtor: zu Gleis 1/2 (S-Bahn) has changed state from ACTIVE to INACTIVE",
-                 "It's even warm in denmark #idontlikeit #iamindenmark", "relatable Deutsche Bahn feel: angry"):
+                 "It's even warm in denmark #idontlikeit #iamindenmark"):
         assert detector.detect(text).lang == "en", text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "narrower"),
+    [
+        # Real posts from UMSAB's German train and validation splits, the wider step's tuning set
+        # (hand labels: bench/data/language_labels_tuning.tsv). The lite model gives neither
+        # expected language half its probability, and the narrower detector answers wrong.
+        ("@user aua, echt hart", "de", "nl"),
+        ("RT @user: @user Ach ja... :DD", "de", "fr"),
+        ("@user Ah, super. Starke Karikatur.", "de", "la"),
+        ("@user Sigh!", "en", "fr"),
+        ("RT @user: Ayyee girls (; @user @user @user", "en", "fr"),
+        ("Ik ga douchen tot straks lieve schatten. ❤", "nl", "de"),
+        ("Bosan sungguh kelas english nie . Haihhhh -,-", "id", "en"),
+    ],
+)
+def test_the_wider_lingua_decides_whether_an_unsure_post_is_en_or_de_at_all(
+    detector: LanguageDetector, text: str, expected: str, narrower: str
+) -> None:
+    assert LanguageDetector(wider=False).detect(text).lang == narrower
+    assert detector.detect(text).lang == expected
 
 
 def test_german_dialects_count_as_german(detector: LanguageDetector) -> None:
@@ -142,8 +167,10 @@ def test_german_dialects_count_as_german(detector: LanguageDetector) -> None:
 
 def test_the_prior_is_part_of_the_version_and_is_validated() -> None:
     versions = {LanguageDetector().model_version, LanguageDetector(prior=1.0).model_version,
-                LanguageDetector(expected=("de",)).model_version, LanguageDetector(second_opinion=False).model_version}
-    assert len(versions) == 4
+                LanguageDetector(expected=("de",)).model_version, LanguageDetector(second_opinion=False).model_version,
+                LanguageDetector(wider=False).model_version}
+    assert len(versions) == 5
+    assert "wide15" in LanguageDetector().model_version
     # Lingua needs two expected languages it knows to choose between.
     assert "lingua" in LanguageDetector().model_version
     assert "lingua" not in LanguageDetector(expected=("de",)).model_version
