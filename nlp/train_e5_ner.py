@@ -72,12 +72,22 @@ def encode(tokenizer: Tokenizer, sentence: Sentence, tag_ids: dict[str, int]) ->
     return pieces, targets
 
 
-def tune_f1(models_dir: Path, lang: str, sentences: list[Sentence], engine: str = "e5") -> dict[str, float]:
+def tune_f1(
+    models_dir: Path, lang: str, sentences: list[Sentence], engine: str = "e5", sentiment_path: Path | None = None
+) -> dict[str, float]:
     """Score the saved model the way the product runs it (raw text through EntityExtractor), in
-    float32 so that the epoch chosen, and so the artefact, is the same on every CPU."""
+    float32 so that the epoch chosen, and so the artefact, is the same on every CPU. The "shared"
+    heads read the sentiment model at `sentiment_path` (default: the bundled one), the one they
+    were trained on."""
     from nlp.entities import EntityExtractor
 
-    found = EntityExtractor([], models_dir=models_dir, engine=engine, precision="fp32").extract([s.text for s in sentences], lang)
+    sentiment = None
+    if engine == "shared" and sentiment_path is not None:
+        from nlp.e5_sentiment import FineTunedSentimentModel
+
+        sentiment = FineTunedSentimentModel(sentiment_path, precision="fp32")
+    extractor = EntityExtractor([], models_dir=models_dir, engine=engine, sentiment=sentiment, precision="fp32")
+    found = extractor.extract([s.text for s in sentences], lang)
     return score_spans([s.char_spans() for s in sentences], [{(e.start_char, e.end_char, e.label) for e in f} for f in found])
 
 
@@ -88,13 +98,16 @@ class BestEpoch:
     from a scratch models folder.
     """
 
-    def __init__(self, prog: str, lang: str, engine: str, tune: list[Sentence], target: Path) -> None:
+    def __init__(
+        self, prog: str, lang: str, engine: str, tune: list[Sentence], target: Path, sentiment_path: Path | None = None
+    ) -> None:
         self.prog, self.lang, self.engine, self.tune, self.target = prog, lang, engine, tune, target
+        self.sentiment_path = sentiment_path
         self.best, self.history, self.started = -1.0, [], time.perf_counter()
 
     def score(self, models_dir: Path, saved: Path, epoch: int, epochs: int) -> None:
         """Score the file `saved` (inside `models_dir`) after `epoch` of `epochs`."""
-        f1 = tune_f1(models_dir, self.lang, self.tune, self.engine)["micro_f1"]
+        f1 = tune_f1(models_dir, self.lang, self.tune, self.engine, self.sentiment_path)["micro_f1"]
         self.history.append({"epoch": epoch, "tune_f1": round(f1, 4), "seconds": round(time.perf_counter() - self.started)})
         print(f"{self.prog}: {self.lang} epoch {epoch}/{epochs} tune F1 {f1:.4f}", flush=True)
         if f1 > self.best:

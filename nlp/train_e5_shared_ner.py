@@ -113,7 +113,7 @@ def train_language(
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f"resonanz-shared-ner-{lang}-"))
     shared_head_path(scratch, lang).parent.mkdir()
-    keeper = BestEpoch("nlp.train_e5_shared_ner", lang, "shared", splits["tune"], target)
+    keeper = BestEpoch("nlp.train_e5_shared_ner", lang, "shared", splits["tune"], target, sentiment_path)
     for epoch in range(epochs):
         tagger.train()
         for indices in length_batches([len(t) for _, t in rows], BATCH, rng):
@@ -130,7 +130,7 @@ def train_language(
         save_piece_tagger(shared_head_path(scratch, lang), tagger, tags, digest)
         keeper.score(scratch, shared_head_path(scratch, lang), epoch + 1, epochs)
     shutil.rmtree(scratch)
-    heldout = tune_f1(out_dir, lang, splits["heldout"], "shared")
+    heldout = tune_f1(out_dir, lang, splits["heldout"], "shared", sentiment_path)
     metrics = {
         "lang": lang,
         "seed": seed,

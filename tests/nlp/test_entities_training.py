@@ -129,3 +129,31 @@ def test_e5_training_writes_a_loadable_reproducible_artefact(
     assert all(e.label in {"PER", "ORG", "LOC", "MISC"} for e in spans)
     assert trainer.main([str(tmp_path / "nothing"), "--lang", "de", "--out", str(tmp_path / "c")]) == 2
     assert not (tmp_path / "c").exists()
+
+
+def test_shared_heads_train_on_the_sentiment_model_in_the_output_folder(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `resonanz train sentiment --out DIR` writes the new sentiment model to DIR, then trains the
+    # shared heads on it; choosing their epoch once read the bundled model instead and stopped.
+    pytest.importorskip("torch")
+    from nlp import train_e5_shared_ner as trainer
+    from nlp.e5_sentiment import FINETUNED_PATH, FineTunedSentimentModel
+    from nlp.e5_shared import load_piece_tagger, sentiment_digest, shared_head_path
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with np.load(FINETUNED_PATH, allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["head_bias"] = arrays["head_bias"] + np.float32(1e-3)  # another model, as a retrained one would be
+    np.savez(out / FINETUNED_PATH.name, **arrays)
+    real_splits = trainer.germeval_splits
+    monkeypatch.setattr(trainer, "germeval_splits", lambda folder, seed: {
+        name: part[:32] for name, part in real_splits(folder, seed).items()})
+    assert trainer.main([str(data_dir), "--lang", "de", "--out", str(out), "--epochs", "1"]) == 0
+    _, _, digest = load_piece_tagger(shared_head_path(out, "de"))
+    assert digest == sentiment_digest(out / FINETUNED_PATH.name) != sentiment_digest(FINETUNED_PATH)
+    sentiment = FineTunedSentimentModel(out / FINETUNED_PATH.name, precision="fp32")
+    (spans,) = EntityExtractor([], models_dir=out, engine="shared", sentiment=sentiment).extract(
+        ["Angela Merkel besucht Siemens in München."], "de")
+    assert all(e.label in {"PER", "ORG", "LOC", "MISC"} for e in spans)
