@@ -61,7 +61,7 @@ def main() -> int:
     variants: list[tuple[str, LanguageDetector]] = [
         ("lite model alone", LanguageDetector(prior=1.0, second_opinion=False)),
         ("prior, no Lingua", LanguageDetector(second_opinion=False)),
-        ("Lingua between EN and DE only", LanguageDetector(wider=False)),
+        ("Lingua between EN and DE only", LanguageDetector(others=())),
     ]
     variants += [(f"wider: prior {prior:g}, weight {weight:g}, gate {gate:g}",
                   LanguageDetector(prior=prior, wide_weight=weight, unsure=gate))

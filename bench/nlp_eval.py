@@ -84,7 +84,7 @@ def language_rows(sets: list[LabelledTexts]) -> list[dict]:
     gold = {data.name: adjudicated_languages(data) for data in sets}
     variants = (
         ("language", LanguageDetector()),
-        ("language (Lingua between EN and DE only)", LanguageDetector(wider=False)),
+        ("language (Lingua between EN and DE only)", LanguageDetector(others=())),
         ("language (prior, no Lingua)", LanguageDetector(second_opinion=False)),
         ("language (lite model alone)", LanguageDetector(prior=1.0, second_opinion=False)),
     )

@@ -82,6 +82,7 @@ class HFModelConfig(Protocol):
     e5_precision: str
     expected_languages: Sequence[str]
     language_prior: float
+    language_others: Sequence[str] | None
     model_scope: str
     ner_model_en: str
     ner_model_de: str

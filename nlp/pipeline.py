@@ -320,6 +320,6 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
                     path, labels=config.ner_labels, aggregation_strategy=config.ner_aggregation
                 )
             entity_models[lang] = token_models[path]
-    language = LanguageDetector(config.expected_languages, config.language_prior)
+    language = LanguageDetector(config.expected_languages, config.language_prior, others=config.language_others)
     return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, language=language,
                     ner_engine=config.ner_engine, e5_precision=config.e5_precision, model_scope=config.model_scope)

@@ -124,6 +124,10 @@ class NlpSettings(BaseModel):
     # read as French or Esperanto; another language still wins when the model is that much surer.
     expected_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
     language_prior: float = Field(default=5.0, ge=1.0)
+    # When the first model is unsure a post is in an expected language at all, Lingua over the
+    # expected languages and these decides (None: the 13 of nlp.language.OTHER_LANGUAGES). Each
+    # costs ~25 MB; [] turns the step off, and with it ~320 MB.
+    language_others: list[str] | None = None
 
     # A sequence-classification model for sentiment; its labels map onto negative/neutral/positive.
     sentiment_model: str = "bundled"

@@ -151,7 +151,7 @@ def test_lingua_alone_does_not_overrule_a_clear_first_guess(detector: LanguageDe
 def test_the_wider_lingua_decides_whether_an_unsure_post_is_en_or_de_at_all(
     detector: LanguageDetector, text: str, expected: str, narrower: str
 ) -> None:
-    assert LanguageDetector(wider=False).detect(text).lang == narrower
+    assert LanguageDetector(others=()).detect(text).lang == narrower
     assert detector.detect(text).lang == expected
 
 
@@ -168,9 +168,13 @@ def test_german_dialects_count_as_german(detector: LanguageDetector) -> None:
 def test_the_prior_is_part_of_the_version_and_is_validated() -> None:
     versions = {LanguageDetector().model_version, LanguageDetector(prior=1.0).model_version,
                 LanguageDetector(expected=("de",)).model_version, LanguageDetector(second_opinion=False).model_version,
-                LanguageDetector(wider=False).model_version}
+                LanguageDetector(others=()).model_version}
     assert len(versions) == 5
-    assert "wide15" in LanguageDetector().model_version
+    assert "+wide15." in LanguageDetector().model_version
+    # The other languages are in the version: a different list re-enriches, the order does not.
+    assert LanguageDetector(others=("nl", "fr")).model_version == LanguageDetector(others=("fr", "NL")).model_version
+    assert LanguageDetector(others=("nl", "fr")).model_version not in versions
+    assert "wide" not in LanguageDetector(others=()).model_version
     # Lingua needs two expected languages it knows to choose between.
     assert "lingua" in LanguageDetector().model_version
     assert "lingua" not in LanguageDetector(expected=("de",)).model_version
@@ -186,6 +190,8 @@ def test_the_configured_languages_and_prior_reach_the_enricher() -> None:
 
     version = build_enricher([], NlpSettings(expected_languages=["de"], language_prior=2.0)).model_versions()["language"]
     assert version.endswith(LanguageDetector(expected=("de",), prior=2.0).model_version)
+    version = build_enricher([], NlpSettings(language_others=["nl"])).model_versions()["language"]
+    assert version.endswith(LanguageDetector(others=("nl",)).model_version) and "+wide3." in version
 
 
 def test_many_texts_at_once_get_the_answers_they_get_one_by_one(
