@@ -612,6 +612,52 @@ def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")]
     _set_status(account, customer_id, "rejected", config)
 
 
+@app.command()
+def models(
+    config: ConfigOption = None,
+    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file (or a published snapshot).")] = None,
+) -> None:
+    """Show the model each enrich task runs with this configuration, and which stored posts the
+    next run will enrich or re-enrich because their annotation is from another model version."""
+    import duckdb  # noqa: PLC0415
+
+    from nlp.errors import ModelMissingError  # noqa: PLC0415
+    from nlp.pipeline import build_enricher  # noqa: PLC0415
+    from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
+    from warehouse.stages import annotation_coverage, posts_to_enrich  # noqa: PLC0415
+
+    settings = load_settings(config)
+    try:
+        versions = build_enricher(settings.brands, settings.nlp).model_versions()
+    except ModelMissingError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    path = Path(duckdb_path or settings.duckdb_path)
+    coverage: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        try:
+            with closing(open_warehouse(path, read_only=True)) as con:
+                coverage = {row["task"]: row for row in annotation_coverage(con, versions).to_pylist()}
+                todo = posts_to_enrich(con, versions).num_rows
+        except (duckdb.Error, WarehouseLocked) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    table = Table(show_header=True, title=f"Posts in {path} annotated by each task's model")
+    for column in ("task", "model", "this version", "another version", "none"):
+        table.add_column(column, justify="left" if column in ("task", "model") else "right")
+    for task, version in versions.items():
+        row = coverage.get(task)
+        counts = (f"{row['current']:,}", f"{row['other_version']:,}", f"{row['missing']:,}") if row else ("–", "–", "–")
+        table.add_row(task, version.split("@", 1)[0], *counts)
+    console.print(table)
+    for task, version in versions.items():
+        console.print(f"[bold]{task}[/bold] {version}", soft_wrap=True, highlight=False)
+    if not coverage:
+        console.print(f"No warehouse at {path} yet: the first run enriches every post it collects.")
+    else:
+        console.print(f"The next enrich run reads {todo:,} posts: those lacking this version's annotation for some task.")
+
+
 # task -> (trainer modules with `main(argv) -> int`, run in order; whether they read the labelled
 # data folder). The fine-tuned e5 models come second: the sentiment one blends with the n-gram
 # model the first trainer writes. The intent set is hand-labelled and lives in nlp/data/intent/.

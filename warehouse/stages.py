@@ -6,7 +6,8 @@ Reads return Arrow tables (zero-copy out of DuckDB); writes take the rooms' reco
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,9 +52,7 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
     `model_versions` maps task → "model_name@version" as the enricher reports it; a changed
     model therefore re-enriches exactly the posts it affects.
     """
-    wanted = pa.table({"task": list(model_versions), "version": list(model_versions.values())})
-    con.register("_wanted", wanted)
-    try:
+    with _wanted_versions(con, model_versions):
         return con.execute(
             """
             WITH current AS (
@@ -69,6 +68,38 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
             ORDER BY p.source, p.post_id
             """
         ).to_arrow_table()
+
+
+def annotation_coverage(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:
+    """Per task: how many stored posts carry the current model's annotation, another version's, or none.
+
+    What `posts_to_enrich` will hand the next enrich run, counted per task (`model_versions` as there).
+    """
+    with _wanted_versions(con, model_versions):
+        return con.execute(
+            """
+            WITH done AS (
+                SELECT w.task, a.model_name || '@' || a.model_version = w.version AS current
+                FROM _wanted w JOIN annotations a ON a.task = w.task
+                JOIN posts p ON p.source = a.source AND p.post_id = a.post_id
+            )
+            SELECT w.task, w.version,
+                   count(d.current) FILTER (WHERE d.current) AS current,
+                   count(d.current) FILTER (WHERE NOT d.current) AS other_version,
+                   (SELECT count(*) FROM posts) - count(d.current) AS missing
+            FROM _wanted w LEFT JOIN done d ON d.task = w.task
+            GROUP BY w.task, w.version
+            ORDER BY w.task
+            """
+        ).to_arrow_table()
+
+
+@contextmanager
+def _wanted_versions(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> Iterator[None]:
+    """Register task → "model_name@version" as the relation `_wanted` for the queries above."""
+    con.register("_wanted", pa.table({"task": list(model_versions), "version": list(model_versions.values())}))
+    try:
+        yield
     finally:
         con.unregister("_wanted")
 
