@@ -624,7 +624,7 @@ def models(
     from nlp.errors import ModelMissingError  # noqa: PLC0415
     from nlp.pipeline import build_enricher  # noqa: PLC0415
     from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
-    from warehouse.stages import annotation_coverage, posts_to_enrich  # noqa: PLC0415
+    from warehouse.stages import annotation_coverage, other_versions, posts_to_enrich  # noqa: PLC0415
 
     settings = load_settings(config)
     try:
@@ -638,6 +638,7 @@ def models(
         try:
             with closing(open_warehouse(path, read_only=True)) as con:
                 coverage = {row["task"]: row for row in annotation_coverage(con, versions).to_pylist()}
+                older = other_versions(con, versions).to_pylist()
                 todo = posts_to_enrich(con, versions).num_rows
         except (duckdb.Error, WarehouseLocked) as exc:
             console.print(f"[red]error:[/red] {exc}")
@@ -655,6 +656,9 @@ def models(
     if not coverage:
         console.print(f"No warehouse at {path} yet: the first run enriches every post it collects.")
     else:
+        for row in older:
+            console.print(f"  stored from another version: {row['task']} {row['version']} ({row['posts']:,} posts)",
+                          soft_wrap=True, highlight=False)
         console.print(f"The next enrich run reads {todo:,} posts: those lacking this version's annotation for some task.")
 
 

@@ -94,6 +94,21 @@ def annotation_coverage(con: duckdb.DuckDBPyConnection, model_versions: dict[str
         ).to_arrow_table()
 
 
+def other_versions(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:
+    """The stored annotations' model versions other than the current ones: task, version, posts."""
+    with _wanted_versions(con, model_versions):
+        return con.execute(
+            """
+            SELECT a.task, a.model_name || '@' || a.model_version AS version, count(*) AS posts
+            FROM annotations a JOIN _wanted w ON a.task = w.task
+            JOIN posts p ON p.source = a.source AND p.post_id = a.post_id
+            WHERE a.model_name || '@' || a.model_version <> w.version
+            GROUP BY ALL
+            ORDER BY a.task, posts DESC, version
+            """
+        ).to_arrow_table()
+
+
 @contextmanager
 def _wanted_versions(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> Iterator[None]:
     """Register task → "model_name@version" as the relation `_wanted` for the queries above."""

