@@ -58,9 +58,9 @@ LEXICAL_RECIPE = {"en": (3.0, False), "de": (10.0, True)}
 BLEND_WEIGHTS = np.linspace(0.0, 1.0, 21)  # lexical share in the blend, chosen by log-loss on calibration rows
 # lbfgs stops at a tolerance, and on the flat objective of 131k n-gram features where it stops
 # depended on the BLAS thread count: at sklearn's default (1e-4) the EN n-gram model took 117
-# iterations on one thread and 157 on two, coefficients up to 0.28 apart. Fitted to 1e-8 on one
-# BLAS thread, every run lands next to the same (unique, L2-regularised) optimum: the same arrays
-# on this machine whatever its cores, and 0.012 apart at most when the thread count differs.
+# iterations on one thread and 157 on two, coefficients up to 0.28 apart. At 1e-8 both land next
+# to the one optimum of the L2-regularised objective (0.012 apart); on one BLAS thread, as the
+# trainer fits, runs give the same arrays whatever the machine's cores.
 SOLVER_TOL = 1e-8
 SOLVER_MAX_ITER = 20000
 

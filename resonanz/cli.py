@@ -620,6 +620,7 @@ def models(
     """Show the model each enrich task runs with this configuration, and which stored posts the
     next run will enrich or re-enrich because their annotation is from another model version."""
     import duckdb  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
 
     from nlp.errors import ModelMissingError  # noqa: PLC0415
     from nlp.pipeline import build_enricher  # noqa: PLC0415
@@ -652,12 +653,12 @@ def models(
         table.add_row(task, version.split("@", 1)[0], *counts)
     console.print(table)
     for task, version in versions.items():
-        console.print(f"[bold]{task}[/bold] {version}", soft_wrap=True, highlight=False)
+        console.print(f"[bold]{task}[/bold] {escape(version)}", soft_wrap=True, highlight=False)
     if not coverage:
         console.print(f"No warehouse at {path} yet: the first run enriches every post it collects.")
     else:
         for row in older:
-            console.print(f"  stored from another version: {row['task']} {row['version']} ({row['posts']:,} posts)",
+            console.print(f"  stored from another version: {row['task']} {escape(row['version'])} ({row['posts']:,} posts)",
                           soft_wrap=True, highlight=False)
         console.print(f"The next enrich run reads {todo:,} posts: those lacking this version's annotation for some task.")
 
