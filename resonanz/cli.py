@@ -615,7 +615,9 @@ def crm_reject(account: Annotated[str, typer.Argument(help="SOURCE:ACCOUNT_ID")]
 @app.command()
 def models(
     config: ConfigOption = None,
-    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file (or a published snapshot).")] = None,
+    duckdb_path: Annotated[Path | None, typer.Option("--duckdb", help="Warehouse file.")] = None,
+    snapshot: Annotated[bool, typer.Option("--snapshot", help="Count in the published snapshot instead, "
+                                           "which works while the pipeline is writing.")] = False,
 ) -> None:
     """Show the model each enrich task runs with this configuration, and which stored posts the
     next run will enrich or re-enrich because their annotation is from another model version."""
@@ -633,7 +635,7 @@ def models(
     except ModelMissingError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
-    path = Path(duckdb_path or settings.duckdb_path)
+    path = Path(duckdb_path or (settings.snapshot_path if snapshot else settings.duckdb_path))
     coverage: dict[str, dict[str, Any]] = {}
     if path.exists():
         try:

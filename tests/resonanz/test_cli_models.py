@@ -85,3 +85,15 @@ def test_command_without_a_warehouse_lists_the_models(tmp_path: Path, monkeypatc
     assert result.exit_code == 0, result.output
     assert "No warehouse at" in result.output and "the first run enriches every post" in result.output
     assert "e5-finetuned-sentiment@" in result.output
+
+
+def test_snapshot_option_counts_in_the_published_snapshot(
+    warehouse: tuple[Path, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = warehouse
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RESONANZ_DUCKDB_PATH", str(tmp_path / "live.duckdb"))  # not there: only the snapshot is read
+    monkeypatch.setenv("RESONANZ_SNAPSHOT_PATH", str(path))
+    result = runner.invoke(app, ["models", "--snapshot"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert str(path) in result.output and "The next enrich run reads 5 posts" in result.output
