@@ -192,11 +192,11 @@ def _fit_lexical(
     idf = TfidfTransformer(sublinear_tf=True).fit(counts).idf_.astype(np.float32)
     features = tfidf(counts, idf)
     if not nb:
-        clf = _fitted_logistic(c_value, seed, features, labels, sample_weight)
+        clf = fitted_logistic(c_value, seed, features, labels, sample_weight)
         return clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32), idf
     coef, intercept = [], []
     for label, ratio in enumerate(_log_count_ratios(counts, labels)):
-        clf = _fitted_logistic(c_value, seed, features @ sparse.diags(ratio), (labels == label).astype(np.int64), sample_weight)
+        clf = fitted_logistic(c_value, seed, features @ sparse.diags(ratio), (labels == label).astype(np.int64), sample_weight)
         coef.append(clf.coef_[0] * ratio)
         intercept.append(clf.intercept_[0])
     return np.array(coef, dtype=np.float32), np.array(intercept, dtype=np.float32), idf
@@ -250,10 +250,10 @@ def _fit(parts: list[LabelledTexts], weights: list[float], c_value: float, seed:
     # Balance classes over the weighted pool: the evaluation metrics are macro-averaged.
     class_mass = np.bincount(labels, weights=sample_weight, minlength=3)
     sample_weight = sample_weight * (class_mass.sum() / (3 * class_mass))[labels]
-    return _fitted_logistic(c_value, seed, features, labels, sample_weight)
+    return fitted_logistic(c_value, seed, features, labels, sample_weight)
 
 
-def _fitted_logistic(c_value: float, seed: int, features, labels: np.ndarray, sample_weight: np.ndarray) -> LogisticRegression:
+def fitted_logistic(c_value: float, seed: int, features, labels: np.ndarray, sample_weight: np.ndarray) -> LogisticRegression:
     """Fit an L2 logistic regression to SOLVER_TOL on one BLAS thread (see SOLVER_TOL for why)."""
     clf = LogisticRegression(C=c_value, tol=SOLVER_TOL, max_iter=SOLVER_MAX_ITER, random_state=seed)
     with threadpool_limits(limits=1, user_api="blas"):

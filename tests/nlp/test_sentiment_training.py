@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 
 from nlp.sentiment import HASH_FEATURES, LABELS, ngram_counts, tfidf
 from nlp.sentiment_data import LabelledTexts
-from nlp.train_sentiment import SOLVER_MAX_ITER, _fit_lexical, _fitted_logistic, _log_count_ratios
+from nlp.train_sentiment import SOLVER_MAX_ITER, _fit_lexical, _log_count_ratios, fitted_logistic
 
 
 def as_labelled(rows: list[tuple[str, str]]) -> LabelledTexts:
@@ -56,7 +56,7 @@ def test_lexical_fit_does_not_depend_on_the_callers_blas_threads(en_tweets: list
 def test_logistic_fits_land_on_the_optimum(en_tweets: list[tuple[str, str]]) -> None:
     data = as_labelled(en_tweets)
     features = tfidf(ngram_counts(data.texts), np.ones(2 * HASH_FEATURES, dtype=np.float32))
-    fitted = _fitted_logistic(3.0, 13, features, data.labels, np.ones(len(data)))
+    fitted = fitted_logistic(3.0, 13, features, data.labels, np.ones(len(data)))
     assert fitted.n_iter_.max() < SOLVER_MAX_ITER  # converged, not cut off
     # The L2-regularised objective has one optimum; a far tighter fit finds it. At sklearn's
     # default tolerance these 300 tweets stop 0.004 from it, the trainer's fit 0.0005.
