@@ -17,8 +17,8 @@ from nlp.static_embed import (
 from nlp.text import safe_text
 
 # A little under what the shipped student scores on these exact 300-tweet slices (its MODEL_CARD.md).
-EN_MACRO_RECALL_FLOOR = 0.61  # measured 0.641 (TweetEval val slice)
-DE_MACRO_F1_FLOOR = 0.53  # measured 0.562 (UMSAB DE test slice)
+EN_MACRO_RECALL_FLOOR = 0.61  # measured 0.638 (TweetEval val slice; 0.641 before the heads were refitted)
+DE_MACRO_F1_FLOOR = 0.53  # measured 0.558 (UMSAB DE test slice; 0.562 before)
 
 
 @pytest.fixture(scope="module")
