@@ -209,23 +209,6 @@ def fit_e5_map(student: np.ndarray, e5: np.ndarray, ridge: float) -> np.ndarray:
     return np.linalg.solve(x.T @ x + reg, x.T @ e5.astype(np.float64)).astype(np.float32)
 
 
-def fit_head(parts: list[LabelledTexts], weights: list[float], features, c_value: float, seed: int):
-    """Fit a class-balanced logistic regression on the weighted union of `parts`.
-
-    Fitted as the sentiment trainer fits (to its SOLVER_TOL, on one BLAS thread): at sklearn's
-    default tolerance the English head came out up to 0.77 apart on one and two BLAS threads, and
-    its C, chosen by calibration macro-F1 0.6252 against 0.6251, flipped from 10 to 1.
-    """
-    from nlp.train_sentiment import fitted_logistic
-
-    x = np.vstack([features(p) for p in parts])
-    y = np.concatenate([p.labels for p in parts])
-    w = np.concatenate([np.full(len(p), wt) for p, wt in zip(parts, weights)])
-    mass = np.bincount(y, weights=w, minlength=3)
-    w = w * (mass.sum() / (3 * mass))[y]
-    return fitted_logistic(c_value, seed, x, y, w)
-
-
 def calibrate(clf, x: np.ndarray, y: np.ndarray) -> float:
     """Return the softmax temperature minimising log-loss on held-out rows."""
     from scipy.optimize import minimize_scalar
@@ -257,7 +240,14 @@ C_GRID = (0.3, 1.0, 3.0, 10.0)
 
 
 def train_heads(sets: dict[str, LabelledTexts], features, seed: int) -> tuple[SentimentHead, dict]:
-    """Fit one head per language, choosing C on the calibration rows (validation, never test)."""
+    """Fit one head per language, choosing C on the calibration rows (validation, never test).
+
+    Fitted as the frozen e5 head is (`fit_balanced`: to a tolerance of 1e-8 on one BLAS thread): at
+    sklearn's default tolerance the English head came out up to 0.77 apart on one and two BLAS
+    threads, and its C, chosen by calibration macro-F1 0.6252 against 0.6251, flipped from 10 to 1.
+    """
+    from nlp.train_sentiment import fit_balanced
+
     coefs, intercepts, temps, chosen = [], [], [], {}
     for lang, (first, second, calib_key) in PLAN.items():
         parts = [sets[first[0]], sets[second[0]]]
@@ -265,7 +255,7 @@ def train_heads(sets: dict[str, LabelledTexts], features, seed: int) -> tuple[Se
         calib = sets[calib_key]
         best = None
         for c_value in C_GRID:
-            clf = fit_head(parts, weights, features, c_value, seed)
+            clf = fit_balanced(parts, weights, c_value, seed, features)
             score = f1_score(calib.labels, clf.predict(features(calib)), average="macro")
             if best is None or score > best[0]:
                 best = (score, c_value, clf)

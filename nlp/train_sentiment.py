@@ -105,7 +105,7 @@ def train_sentiment(data_dir: Path, out_dir: Path, seed: int = 13) -> dict:
     }
     heads = {}
     for lang, (parts, weights, calib) in plan.items():
-        clf = _fit(parts, weights, C_VALUE, seed, embed)
+        clf = fit_balanced(parts, weights, C_VALUE, seed, embed)
         heads[lang] = (clf.coef_, clf.intercept_, _calibrate(clf, embed(calib), calib.labels))
     lexical_sets = build_lexical_datasets(data_dir, sets)
     lexical_plan = {
@@ -242,8 +242,9 @@ def _calibrate_logits(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(minimize_scalar(lambda t: _nll(logits / t, labels), bounds=(0.05, 20.0), method="bounded").x)
 
 
-def _fit(parts: list[LabelledTexts], weights: list[float], c_value: float, seed: int, embed) -> LogisticRegression:
-    """Fit a class-balanced logistic regression on the weighted union of `parts`."""
+def fit_balanced(parts: list[LabelledTexts], weights: list[float], c_value: float, seed: int, embed) -> LogisticRegression:
+    """Fit a class-balanced logistic regression on the weighted union of `parts`, each embedded by
+    `embed` (the frozen e5 head here, the static student's heads in nlp.distill)."""
     features = np.vstack([embed(p) for p in parts])
     labels = np.concatenate([p.labels for p in parts])
     sample_weight = np.concatenate([np.full(len(p), w) for p, w in zip(parts, weights)])

@@ -627,7 +627,7 @@ def models(
     from nlp.errors import ModelMissingError  # noqa: PLC0415
     from nlp.pipeline import build_enricher  # noqa: PLC0415
     from warehouse.db import WarehouseLocked, open_warehouse  # noqa: PLC0415
-    from warehouse.stages import annotation_coverage, other_versions, posts_to_enrich  # noqa: PLC0415
+    from warehouse.stages import annotation_coverage, count_posts_to_enrich, other_versions  # noqa: PLC0415
 
     settings = load_settings(config)
     try:
@@ -642,7 +642,7 @@ def models(
             with closing(open_warehouse(path, read_only=True)) as con:
                 coverage = {row["task"]: row for row in annotation_coverage(con, versions).to_pylist()}
                 older = other_versions(con, versions).to_pylist()
-                todo = posts_to_enrich(con, versions).num_rows
+                todo = count_posts_to_enrich(con, versions)
         except (duckdb.Error, WarehouseLocked) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

@@ -46,6 +46,21 @@ ALERT_SCHEMA = pa.schema(
 
 # ---- enrich -------------------------------------------------------------------------------
 
+# Posts lacking the current version's annotation for some task (`_wanted`: task -> "name@version").
+_TO_ENRICH = """
+    WITH current AS (
+        SELECT a.source, a.post_id, count(*) AS tasks_done
+        FROM annotations a
+        JOIN _wanted w ON a.task = w.task AND a.model_name || '@' || a.model_version = w.version
+        GROUP BY a.source, a.post_id
+    )
+    SELECT p.source, p.post_id, p.text, p.lang_hint
+    FROM posts p
+    LEFT JOIN current c ON c.source = p.source AND c.post_id = p.post_id
+    WHERE coalesce(c.tasks_done, 0) < (SELECT count(*) FROM _wanted)
+"""
+
+
 def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:
     """Posts missing an annotation for some task, or annotated by another model version.
 
@@ -53,21 +68,13 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
     model therefore re-enriches exactly the posts it affects.
     """
     with _wanted_versions(con, model_versions):
-        return con.execute(
-            """
-            WITH current AS (
-                SELECT a.source, a.post_id, count(*) AS tasks_done
-                FROM annotations a
-                JOIN _wanted w ON a.task = w.task AND a.model_name || '@' || a.model_version = w.version
-                GROUP BY a.source, a.post_id
-            )
-            SELECT p.source, p.post_id, p.text, p.lang_hint
-            FROM posts p
-            LEFT JOIN current c ON c.source = p.source AND c.post_id = p.post_id
-            WHERE coalesce(c.tasks_done, 0) < (SELECT count(*) FROM _wanted)
-            ORDER BY p.source, p.post_id
-            """
-        ).to_arrow_table()
+        return con.execute(_TO_ENRICH + "ORDER BY p.source, p.post_id").to_arrow_table()
+
+
+def count_posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> int:
+    """How many posts `posts_to_enrich` would return, without reading their texts."""
+    with _wanted_versions(con, model_versions):
+        return int(con.execute(f"SELECT count(*) FROM ({_TO_ENRICH})").fetchone()[0])
 
 
 def annotation_coverage(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:

