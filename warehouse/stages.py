@@ -58,6 +58,7 @@ _TO_ENRICH = """
     FROM posts p
     LEFT JOIN current c ON c.source = p.source AND c.post_id = p.post_id
     WHERE coalesce(c.tasks_done, 0) < (SELECT count(*) FROM _wanted)
+    ORDER BY p.source, p.post_id
 """
 
 
@@ -68,13 +69,13 @@ def posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, st
     model therefore re-enriches exactly the posts it affects.
     """
     with _wanted_versions(con, model_versions):
-        return con.execute(_TO_ENRICH + "ORDER BY p.source, p.post_id").to_arrow_table()
+        return con.execute(_TO_ENRICH).to_arrow_table()
 
 
 def count_posts_to_enrich(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> int:
     """How many posts `posts_to_enrich` would return, without reading their texts."""
     with _wanted_versions(con, model_versions):
-        return int(con.execute(f"SELECT count(*) FROM ({_TO_ENRICH})").fetchone()[0])
+        return int(con.sql(_TO_ENRICH).aggregate("count(*)").fetchone()[0])
 
 
 def annotation_coverage(con: duckdb.DuckDBPyConnection, model_versions: dict[str, str]) -> pa.Table:
