@@ -6,7 +6,10 @@ a lexicon-only baseline, plus the labeller's blind second-pass agreement (Cohen'
 Everything it reads is in the repo (the shipped model uses no weak rows), so no data folder is needed.
 Speed: posts/s of the shipped model's `predict` (wall clock and per CPU-second, one thread),
 next to the load average.
-Usage: python -m bench.eval_intent
+`--encoder-states` adds a measurement of a variant that is not shipped: the same model with the
+fine-tuned sentiment encoder's mean-pooled states appended to its features (needs PyTorch), over
+several fold splits (see nlp/models/intent/MODEL_CARD.md).
+Usage: python -m bench.eval_intent [--encoder-states]
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import scipy.sparse as sp
 from sklearn.metrics import cohen_kappa_score
+from sklearn.model_selection import StratifiedKFold
 
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
-from nlp.intent import LABELS, LANGS, IntentModel
-from nlp.train_intent import LABELLED_PATH, evaluate, read_labelled
+from nlp.intent import LABELS, LANGS, IntentFeatures, IntentModel
+from nlp.train_intent import FOLDS, LABELLED_PATH, evaluate, featurise, fit, read_labelled, scores
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "eval_intent.json"
@@ -80,17 +86,69 @@ def speed_rows(model: IntentModel) -> list[dict]:
     return out
 
 
+STATE_SCALES = (0.0, 0.05, 0.1)  # 0: the shipped features alone, on the same folds
+FOLD_SEEDS = (13, 1, 2, 3)
+
+
+def sentiment_states(texts: list[str]) -> np.ndarray:
+    """Return the fine-tuned sentiment encoder's mean-pooled final states (float32) of `texts`,
+    normalised as the sentiment step normalises them."""
+    from nlp.e5_sentiment import FINETUNED_PATH
+    from nlp.e5_shared import post_pieces
+    from nlp.e5_torch import inference_batches, load_adapter_file, mean_pool, pad_batch, require_torch
+    from nlp.text import for_sentiment
+
+    model = load_adapter_file(FINETUNED_PATH, "fp32")
+    encoded = [post_pieces(model.tokenizer, for_sentiment(text))[0] for text in texts]
+    states = np.zeros((len(texts), model.head_weight.shape[1]), dtype=np.float32)
+    with require_torch().inference_mode():
+        for rows in inference_batches([len(pieces) + 2 for pieces in encoded]):
+            ids, mask = pad_batch(model.tokenizer, [encoded[i] for i in rows])
+            states[rows] = mean_pool(model.encoder(ids, mask), mask).numpy()
+    return states
+
+
+def encoder_state_rows() -> list[dict]:
+    """Cross-validated macro-F1 of the shipped features plus standardised encoder states at each of
+    STATE_SCALES, per fold split of FOLD_SEEDS and averaged (a variant measured, not shipped)."""
+    data = read_labelled()
+    features = featurise(data, IntentFeatures())
+    states = sentiment_states(list(data.texts))
+    states = (states - states.mean(0)) / (states.std(0) + 1e-6)
+    strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
+    rows = []
+    for scale in STATE_SCALES:
+        x = sp.hstack([features, sp.csr_matrix(states * scale)], format="csr") if scale else features
+        per_seed = {lang: [] for lang in LANGS}
+        for seed in FOLD_SEEDS:
+            predicted = np.zeros(len(data), dtype=int)
+            for train, test in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, strata):
+                clf = fit(x[train], data.labels[train], 13)
+                predicted[test] = clf.classes_[clf.decision_function(x[test]).argmax(axis=1)]
+            for lang in LANGS:
+                chosen = data.langs == lang
+                per_seed[lang].append(scores(data.labels[chosen], predicted[chosen])["macro_f1"])
+        task = "intent + sentiment encoder states x" + str(scale) if scale else "intent (same folds)"
+        for lang in LANGS:
+            n = int((data.langs == lang).sum())
+            rows += [row(task, "intent_labelled", lang, f"cv5_seed{seed}", "macro_f1", value, n)
+                     for seed, value in zip(FOLD_SEEDS, per_seed[lang])]
+            rows.append(row(task, "intent_labelled", lang, "cv5_mean_of_4", "macro_f1", float(np.mean(per_seed[lang])), n))
+    return rows
+
+
 def intent_rows() -> list[dict]:
     """Return every evaluation row of the intent model (quality, baselines, agreement, speed)."""
     metrics = evaluate(read_labelled(), 13)
     return quality_rows(metrics) + agreement_rows() + speed_rows(IntentModel())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Print the rows and write bench/results/eval_intent.json."""
+    args = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    rows = intent_rows()
+    rows = intent_rows() + (encoder_state_rows() if "--encoder-states" in args else [])
     print_rows(rows)
     write_results(
         RESULTS,
