@@ -1,14 +1,15 @@
 """Quality and speed of the purchase-intent model; writes bench/results/eval_intent.json.
 
 Quality: stratified 5-fold cross-validation on the hand-labelled EN/DE posts in
-nlp/data/intent/ (macro-F1, accuracy, per-class F1 per language), against a majority-class and
-a lexicon-only baseline, plus the labeller's blind second-pass agreement (Cohen's kappa).
-Everything it reads is in the repo (the shipped model uses no weak rows), so no data folder is needed.
-Speed: posts/s of the shipped model's `predict` (wall clock and per CPU-second, one thread),
-next to the load average.
-`--encoder-states` adds a measurement of a variant that is not shipped: the same model with the
-fine-tuned sentiment encoder's mean-pooled states appended to its features (needs PyTorch), over
-several fold splits (see nlp/models/intent/MODEL_CARD.md).
+nlp/data/intent/ (macro-F1, accuracy, per-class F1 per language) of the default weights (n-grams,
+lexicon and the fine-tuned sentiment encoder's pooled states; needs PyTorch) and of the n-gram
+weights alone (what runs beside other sentiment models and under model_scope = "brand_posts"),
+against a majority-class and a lexicon-only baseline, plus the labeller's blind second-pass
+agreement (Cohen's kappa). Everything it reads is in the repo, so no data folder is needed.
+Speed: posts/s of the n-gram weights' `predict` (wall clock and per CPU-second, one thread),
+next to the load average; the states weights add a lookup of the sentiment pass's states.
+`--encoder-states` adds how the states' scale was chosen: macro-F1 at each of STATE_SCALES over
+four fold splits (see nlp/models/intent/MODEL_CARD.md).
 Usage: python -m bench.eval_intent [--encoder-states]
 """
 
@@ -26,15 +27,17 @@ from sklearn.model_selection import StratifiedKFold
 
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
+from nlp.e5_sentiment import FINETUNED_PATH
 from nlp.intent import LABELS, LANGS, IntentFeatures, IntentModel
-from nlp.train_intent import FOLDS, LABELLED_PATH, evaluate, featurise, fit, read_labelled, scores
+from nlp.train_intent import FOLDS, LABELLED_PATH, encoder_states, evaluate, featurise, fit, read_labelled, scores
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "eval_intent.json"
 SECOND_PASS = LABELLED_PATH.with_name("second_pass_50.csv")
 SPEED_POSTS = 5_000
 SYSTEMS = {
-    "model_cv": "intent",
+    "model_states_cv": "intent",
+    "model_cv": "intent (n-gram weights alone)",
     "model_cv_unsampled_stratum": "intent (keyword-free stratum only)",
     "lexicon": "intent (lexicon baseline)",
     "majority": "intent (majority baseline)",
@@ -51,7 +54,7 @@ def quality_rows(metrics: dict) -> list[dict]:
             s = metrics[lang][system]
             rows.append(row(task, "intent_labelled", lang, "cv5", "macro_f1", s["macro_f1"], s["n"]))
             rows.append(row(task, "intent_labelled", lang, "cv5", "accuracy", s["accuracy"], s["n"]))
-            if system == "model_cv":
+            if system in ("model_cv", "model_states_cv"):
                 rows += [row(task, "intent_labelled", lang, "cv5", f"f1_{label}", s["f1"][label], s["support"][label]) for label in LABELS]
     return rows
 
@@ -90,30 +93,12 @@ STATE_SCALES = (0.0, 0.05, 0.1)  # 0: the shipped features alone, on the same fo
 FOLD_SEEDS = (13, 1, 2, 3)
 
 
-def sentiment_states(texts: list[str]) -> np.ndarray:
-    """Return the fine-tuned sentiment encoder's mean-pooled final states (float32) of `texts`,
-    normalised as the sentiment step normalises them."""
-    from nlp.e5_sentiment import FINETUNED_PATH
-    from nlp.e5_shared import post_pieces
-    from nlp.e5_torch import inference_batches, load_adapter_file, mean_pool, pad_batch, require_torch
-    from nlp.text import for_sentiment
-
-    model = load_adapter_file(FINETUNED_PATH, "fp32")
-    encoded = [post_pieces(model.tokenizer, for_sentiment(text))[0] for text in texts]
-    states = np.zeros((len(texts), model.head_weight.shape[1]), dtype=np.float32)
-    with require_torch().inference_mode():
-        for rows in inference_batches([len(pieces) + 2 for pieces in encoded]):
-            ids, mask = pad_batch(model.tokenizer, [encoded[i] for i in rows])
-            states[rows] = mean_pool(model.encoder(ids, mask), mask).numpy()
-    return states
-
-
 def encoder_state_rows() -> list[dict]:
     """Cross-validated macro-F1 of the shipped features plus standardised encoder states at each of
-    STATE_SCALES, per fold split of FOLD_SEEDS and averaged (a variant measured, not shipped)."""
+    STATE_SCALES, per fold split of FOLD_SEEDS and averaged (how nlp.train_intent.STATE_SCALE was chosen)."""
     data = read_labelled()
     features = featurise(data, IntentFeatures())
-    states = sentiment_states(list(data.texts))
+    states = encoder_states(list(data.texts), FINETUNED_PATH)
     states = (states - states.mean(0)) / (states.std(0) + 1e-6)
     strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
     rows = []
@@ -139,7 +124,11 @@ def encoder_state_rows() -> list[dict]:
 
 def intent_rows() -> list[dict]:
     """Return every evaluation row of the intent model (quality, baselines, agreement, speed)."""
-    metrics = evaluate(read_labelled(), 13)
+    from nlp.e5_torch import torch_available  # noqa: PLC0415
+
+    data = read_labelled()
+    states = encoder_states(list(data.texts), FINETUNED_PATH) if torch_available() else None
+    metrics = evaluate(data, 13, states=states)
     return quality_rows(metrics) + agreement_rows() + speed_rows(IntentModel())
 
 

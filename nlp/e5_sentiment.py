@@ -10,9 +10,11 @@ nlp/models/MODEL_CARD.md says from what and how well it does. Needs PyTorch (the
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from functools import cached_property
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,18 +38,50 @@ from nlp.sentiment import (
     label_texts,
     softmax,
 )
+from nlp.text import for_sentiment, repost_key
 
 FINETUNED_PATH = LEXICAL_PATH.with_name("sentiment_e5ft.npz")
 MODEL_NAME = "e5-finetuned-sentiment"
 
 
+KEPT_STATES = 20_000  # pooled states remembered between the sentiment and the intent step (1.5 KB each)
+
+
+class PooledStates:
+    """The mean-pooled final encoder states of recently encoded texts, by (language, text).
+
+    The intent model (nlp.intent) reads a post's pooled state beside its n-grams; keeping the
+    sentiment pass's states saves it a second pass. A repost is also kept under its original's
+    key, as the text cache answers a retweet with its original's sentiment."""
+
+    def __init__(self, max_entries: int = KEPT_STATES) -> None:
+        self.max_entries = max_entries
+        self._kept: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def observe(self, lang: str, texts: list[str], pooled: np.ndarray) -> None:
+        """Keep one encoded batch's pooled states (n, hidden)."""
+        for text, row in zip(texts, pooled):
+            for key in {text, repost_key(text)}:
+                self._kept[(lang, key)] = row
+                self._kept.move_to_end((lang, key))
+        while len(self._kept) > self.max_entries:
+            self._kept.popitem(last=False)
+
+    def lookup(self, lang: str, text: str) -> np.ndarray | None:
+        """Return the state of `text` (or of the original it reposts) if it was encoded recently."""
+        found = self._kept.get((lang, text))
+        return found if found is not None else self._kept.get((lang, repost_key(text)))
+
+
 def pooled_logits(
-    model: AdaptedEncoder, texts: list[str], heads: SharedEntityHeads | None = None, lang: str = ""
+    model: AdaptedEncoder, texts: list[str], heads: SharedEntityHeads | None = None, lang: str = "",
+    states: PooledStates | None = None,
 ) -> np.ndarray:
     """Return the head's logits (n, 3) on the mean-pooled states of tweet-normalised texts, batched by length.
 
     With `heads` that have a model for `lang`, the same pass also hands each batch's layer
-    states to them (the shared-pass entity engine, nlp.e5_shared).
+    states to them (the shared-pass entity engine, nlp.e5_shared); with `states`, it keeps each
+    text's pooled state there (for the intent model).
     """
     encoded = [post_pieces(model.tokenizer, t) for t in texts]
     observe = heads is not None and heads.wants(lang)
@@ -55,16 +89,29 @@ def pooled_logits(
     for rows in inference_batches([len(pieces) + 2 for pieces, _ in encoded]):
         ids, mask = pad_batch(model.tokenizer, [encoded[i][0] for i in rows])
         if observe:
-            states = model.encoder.layer_states(ids, mask, SHARED_LAYERS)
+            layers = model.encoder.layer_states(ids, mask, SHARED_LAYERS)
             heads.observe(
                 lang, [texts[i] for i in rows], [encoded[i][0] for i in rows], [encoded[i][1] for i in rows],
-                require_torch().cat(states, -1), mask,
+                require_torch().cat(layers, -1), mask,
             )
-            last = states[-1]
+            last = layers[-1]
         else:
             last = model.encoder(ids, mask)
-        out[rows] = model.head(mean_pool(last, mask)).detach().numpy()
+        pooled = mean_pool(last, mask)
+        if states is not None:
+            states.observe(lang, [texts[i] for i in rows], pooled.float().numpy())
+        out[rows] = model.head(pooled).detach().numpy()
     return out
+
+
+def finetuned_source(model: Any) -> FineTunedSentimentModel | None:
+    """Return the fine-tuned model inside `model` (a text cache or a benchmark's timer holds it as
+    `.model`), or None if the sentiment step runs another model."""
+    for _ in range(3):
+        if isinstance(model, FineTunedSentimentModel) or not hasattr(model, "model"):
+            break
+        model = model.model
+    return model if isinstance(model, FineTunedSentimentModel) else None
 
 
 class FineTunedSentimentModel:
@@ -80,6 +127,7 @@ class FineTunedSentimentModel:
         `precision` is the encoder's ([nlp] e5_precision: "auto", "fp32", "bf16" or "int8")."""
         self.path, self.lexical_path = path, lexical_path
         self.entity_heads = entity_heads
+        self.pooled_states: PooledStates | None = None  # kept once keep_pooled_states() is called
         self.precision = resolve_precision(precision, path)
         self._loaded: tuple[AdaptedEncoder, LexicalHead] | None = None
 
@@ -106,7 +154,7 @@ class FineTunedSentimentModel:
         model, lexical = self._load()
         i = self.languages.index(lang)
         with require_torch().inference_mode():
-            logits = pooled_logits(model, texts, self.entity_heads, lang)
+            logits = pooled_logits(model, texts, self.entity_heads, lang, self.pooled_states)
         calibration = model.fields
         e5_log = np.log(np.clip(softmax(logits / calibration["temperature"][i]), 1e-12, 1.0))
         weight = float(calibration["lexical_weight"][i])
@@ -121,7 +169,32 @@ class FineTunedSentimentModel:
     def encode_for_entities(self, texts: list[str], lang: str) -> None:
         """Run the encoder over texts the entity heads have not seen (sentiment skipped them)."""
         with require_torch().inference_mode():
-            pooled_logits(self._load()[0], texts, self.entity_heads, lang)
+            pooled_logits(self._load()[0], texts, self.entity_heads, lang, self.pooled_states)
+
+    def keep_pooled_states(self) -> PooledStates:
+        """Keep each encoded text's pooled state from now on (the intent model reads them); return the store."""
+        if self.pooled_states is None:
+            self.pooled_states = PooledStates()
+        return self.pooled_states
+
+    def states_for(self, texts: list[str], lang: str) -> np.ndarray:
+        """Return the pooled states (n, hidden) of `texts`, encoding those the sentiment step did
+        not (too short to judge, or answered by the text cache and no longer kept)."""
+        kept = self.keep_pooled_states()
+        found = {text: kept.lookup(lang, text) for text in texts}
+        missing = [text for text, row in found.items() if row is None]
+        if missing:
+            # A repost is encoded as its original, as the text cache asks the model for it.
+            asked = [key if (key := repost_key(t)) != for_sentiment(t) else t for t in missing]
+            fresh = PooledStates(max_entries=2 * len(asked))
+            with require_torch().inference_mode():
+                pooled_logits(self._load()[0], asked, self.entity_heads, lang, fresh)
+            for text, question in zip(missing, asked):
+                found[text] = fresh.lookup(lang, question)
+                kept.observe(lang, [question], found[text][None, :])
+        if not texts:
+            return np.zeros((0, int(self._load()[0].head_weight.shape[1])), dtype=np.float32)
+        return np.stack([found[text] for text in texts])
 
     def predict(self, texts: list[str], lang: str) -> list[SentimentResult | None]:
         """Return one result per text in `lang` (None where the text is too short to judge)."""

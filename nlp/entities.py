@@ -106,21 +106,18 @@ class EntityExtractor:
         return self._engine
 
     def _shared_source(self, sentiment: Any, precision: str) -> Any:
-        from nlp.e5_sentiment import FineTunedSentimentModel
+        from nlp.e5_sentiment import FineTunedSentimentModel, finetuned_source
         from nlp.e5_shared import SharedEntityHeads
 
-        for _ in range(3):  # a text cache (or a benchmark's timer) holds the model as `.model`
-            if isinstance(sentiment, FineTunedSentimentModel) or not hasattr(sentiment, "model"):
-                break
-            sentiment = sentiment.model
-        if not isinstance(sentiment, FineTunedSentimentModel):
+        found = finetuned_source(sentiment)
+        if found is None:
             if sentiment is not None:
                 log.warning("ner_engine = \"shared\" reads the fine-tuned sentiment model's states, but sentiment "
                             "runs another model; entities load their own copy (a second pass per post)")
-            sentiment = FineTunedSentimentModel(precision=precision)
-        if sentiment.entity_heads is None:
-            sentiment.entity_heads = SharedEntityHeads(self._models_dir, sentiment.path, sentiment.precision)
-        return sentiment
+            found = FineTunedSentimentModel(precision=precision)
+        if found.entity_heads is None:
+            found.entity_heads = SharedEntityHeads(self._models_dir, found.path, found.precision)
+        return found
 
     @property
     def brand_digest(self) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from nlp.brands import BrandConfig, BrandMatch, BrandMatcher
 from nlp.cascade import build_sentiment_model
+from nlp.e5_torch import torch_available
 from nlp.entities import EntityExtractor
 from nlp.errors import ModelMissingError
 from nlp.hf_models import (
@@ -23,7 +24,7 @@ from nlp.hf_models import (
     is_bundled,
 )
 from nlp.intent import MODEL_NAME as INTENT_MODEL
-from nlp.intent import IntentModel, IntentResult
+from nlp.intent import STATES_MODEL_PATH, IntentModel, IntentResult
 from nlp.language import MODEL_NAME as LANGUAGE_MODEL
 from nlp.language import LanguageDetector, LanguageGuess
 from nlp.records import Annotation, BrandMention, Enrichment, EntitySpan, PostText, Task
@@ -108,7 +109,7 @@ class Enricher:
         self._sentiment = sentiment if sentiment is not None else build_sentiment_model(precision=e5_precision)
         bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment, precision=e5_precision)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
-        self._intent = intent if intent is not None else IntentModel()
+        self._intent = intent if intent is not None else self._bundled_intent()
         # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".
         self._sentiment_name = getattr(self._sentiment, "model_name", SENTIMENT_MODEL)
         self._intent_name = getattr(self._intent, "model_name", INTENT_MODEL)
@@ -120,6 +121,19 @@ class Enricher:
         self._scope_suffix = f"+brand-posts.{self._entities.brand_digest}" if self._brand_posts_only else ""
         # Seconds spent per model since construction, for bench/enrich.py.
         self.timings: dict[str, float] = defaultdict(float)
+
+    def _bundled_intent(self) -> IntentModel:
+        """The intent model that reads the fine-tuned sentiment pass's pooled states where that pass
+        runs on every post; else the n-gram weights alone (no second encoder pass for intent)."""
+        if self._brand_posts_only or not STATES_MODEL_PATH.is_file() or not torch_available():
+            return IntentModel()
+        from nlp.e5_sentiment import finetuned_source  # noqa: PLC0415 - torch-backed
+
+        source = finetuned_source(self._sentiment)
+        if source is None:
+            return IntentModel()
+        source.keep_pooled_states()  # from the first batch on: intent runs after sentiment
+        return IntentModel(states=source)
 
     def model_versions(self) -> dict[str, str]:
         """Return task -> "model_name@version" for every task this enricher annotates per post.

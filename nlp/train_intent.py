@@ -30,6 +30,7 @@ from nlp.intent import (
     LABELS,
     LANGS,
     MODEL_PATH,
+    STATES_MODEL_PATH,
     IntentFeatures,
     IntentWeights,
     normalise,
@@ -43,6 +44,9 @@ C_VALUE = 10.0
 FOLDS = 5
 # Weight of one weakly labelled GermEval row relative to one hand-labelled post.
 WEAK_WEIGHT = 0.3
+# The sentiment encoder's pooled states join the features standardised and multiplied by this:
+# chosen among 0.05 and 0.1 by the mean of four fold splits (bench.eval_intent --encoder-states).
+STATE_SCALE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,30 @@ def featurise(data: LabelledIntent, features: IntentFeatures) -> sp.csr_matrix:
     return stacked[inverse]
 
 
+def encoder_states(texts: list[str], sentiment_path: Path) -> np.ndarray:
+    """Return the fine-tuned sentiment encoder's mean-pooled final states (n, hidden) of `texts`,
+    in float32 (the arithmetic it was trained in), as its pass computes them in enrich."""
+    from nlp.e5_sentiment import PooledStates, pooled_logits  # noqa: PLC0415 - needs PyTorch
+    from nlp.e5_torch import load_adapter_file, require_torch  # noqa: PLC0415
+
+    model = load_adapter_file(sentiment_path, "fp32")
+    kept = PooledStates(max_entries=2 * len(texts) + 1)
+    with require_torch().inference_mode():
+        pooled_logits(model, texts, states=kept, lang="any")
+    return np.stack([kept.lookup("any", text) for text in texts])
+
+
+def scaled_states(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the states standardised and multiplied by STATE_SCALE, with their mean and std."""
+    mean, std = states.mean(axis=0), states.std(axis=0) + 1e-6
+    return (states - mean) / std * STATE_SCALE, mean, std
+
+
+def with_states(x: sp.csr_matrix, scaled: np.ndarray | None) -> sp.csr_matrix:
+    """Append the scaled states to the sparse features (unchanged without states)."""
+    return x if scaled is None else sp.hstack([x, sp.csr_matrix(scaled)], format="csr")
+
+
 def fit(
     x: sp.csr_matrix, y: np.ndarray, seed: int, c_value: float = C_VALUE,
     weak: tuple[sp.csr_matrix, np.ndarray] | None = None,
@@ -145,14 +173,15 @@ def dense_coef(clf: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
 
 def cross_validate(
     data: LabelledIntent, seed: int = 13, c_value: float = C_VALUE, folds: int = FOLDS,
-    weak: LabelledIntent | None = None, features: IntentFeatures | None = None,
+    weak: LabelledIntent | None = None, features: IntentFeatures | None = None, states: np.ndarray | None = None,
 ) -> np.ndarray:
     """Return out-of-fold predicted label indices from stratified k-fold CV (strata: language x label).
 
-    Weak rows, if given, join every training fold and are never scored.
+    Weak rows, if given, join every training fold and are never scored. `states` (the rows'
+    pooled encoder states) join the features as the states weights read them.
     """
     features = features or IntentFeatures()
-    x = featurise(data, features)
+    x = with_states(featurise(data, features), None if states is None else scaled_states(states)[0])
     weak_xy = (featurise(weak, features), weak.labels) if weak is not None and len(weak) else None
     strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
     predicted = np.zeros(len(data), dtype=int)
@@ -162,9 +191,10 @@ def cross_validate(
     return predicted
 
 
-def held_out_fold(data: LabelledIntent, seed: int = 13, fold: int = 0) -> dict:
-    """Fit on all folds but one (hand-labelled rows only) and return per-language scores on that fold."""
-    x = featurise(data, IntentFeatures())
+def held_out_fold(data: LabelledIntent, seed: int = 13, fold: int = 0, states: np.ndarray | None = None) -> dict:
+    """Fit on all folds but one (hand-labelled rows only) and return per-language scores on that fold
+    (with `states`, the states weights' recipe)."""
+    x = with_states(featurise(data, IntentFeatures()), None if states is None else scaled_states(states)[0])
     strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
     train, test = list(StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, strata))[fold]
     clf = fit(x[train], data.labels[train], seed)
@@ -185,9 +215,11 @@ def scores(gold: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
-def evaluate(data: LabelledIntent, seed: int = 13, weak: LabelledIntent | None = None) -> dict:
-    """Return per-language CV scores of the model and of the majority and lexicon baselines."""
+def evaluate(data: LabelledIntent, seed: int = 13, weak: LabelledIntent | None = None, states: np.ndarray | None = None) -> dict:
+    """Return per-language CV scores of the model and of the majority and lexicon baselines (and of
+    the states weights, given the rows' pooled encoder states)."""
     oof = cross_validate(data, seed, weak=weak)
+    oof_states = cross_validate(data, seed, states=states) if states is not None else None
     lexicon = np.array([LABELS.index(rule_label(t, lang)) for t, lang in zip(data.texts, data.langs)])
     unsampled = np.array([s.endswith(":other") for s in data.strata])
     out: dict = {}
@@ -200,6 +232,8 @@ def evaluate(data: LabelledIntent, seed: int = 13, weak: LabelledIntent | None =
             "majority": scores(gold, majority),
             "lexicon": scores(gold, lexicon[rows]),
         }
+        if oof_states is not None:
+            out[lang]["model_states_cv"] = scores(gold, oof_states[rows])
         # Posts drawn at random from the keyword-free stratum: closest to an unfiltered stream.
         other = rows & unsampled
         if other.any():
@@ -207,12 +241,39 @@ def evaluate(data: LabelledIntent, seed: int = 13, weak: LabelledIntent | None =
     return out
 
 
+def sentiment_file(out_dir: Path) -> Path:
+    """Return the fine-tuned sentiment file the states weights read: `out_dir`'s, else the bundled one."""
+    from nlp.e5_sentiment import FINETUNED_PATH  # noqa: PLC0415
+
+    retrained = out_dir / FINETUNED_PATH.name
+    return retrained if retrained.is_file() else FINETUNED_PATH
+
+
+def train_states_weights(data: LabelledIntent, states: np.ndarray, seed: int, sentiment: str) -> IntentWeights:
+    """Fit on every labelled row with the scaled states; fold the scaling into the state weights."""
+    from nlp.e5_shared import sentiment_digest  # noqa: PLC0415
+
+    scaled, mean, std = scaled_states(states)
+    clf = fit(with_states(featurise(data, IntentFeatures()), scaled), data.labels, seed)
+    coef, intercept = dense_coef(clf)
+    width = IntentFeatures().width
+    state_coef = coef[:, width:] * STATE_SCALE / std
+    return IntentWeights.from_dense(coef[:, :width], intercept - state_coef @ mean, state_coef, sentiment_digest(Path(sentiment)))
+
+
 def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABELLED_PATH, seed: int = 13) -> dict:
-    """Cross-validate, then fit on every labelled row (plus weak rows), save the artefact, return metrics."""
+    """Cross-validate, then fit on every labelled row (plus weak rows), save the artefact, return metrics.
+
+    With PyTorch, also the states weights (STATES_MODEL_PATH), on the sentiment file in `out_dir`
+    if there is one, else the bundled one."""
+    from nlp.e5_torch import torch_available  # noqa: PLC0415
+
     started = time.perf_counter()
     data = read_labelled(labels_path)
     weak = read_weak_de(data_dir, set(data.ids)) if data_dir is not None else None
-    metrics = evaluate(data, seed, weak)
+    sentiment = sentiment_file(out_dir) if torch_available() else None
+    states = encoder_states(list(data.texts), sentiment) if sentiment is not None else None
+    metrics = evaluate(data, seed, weak, states)
     features = IntentFeatures()
     weak_xy = (featurise(weak, features), weak.labels) if weak is not None else None
     clf = fit(featurise(data, features), data.labels, seed, weak=weak_xy)
@@ -222,6 +283,13 @@ def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABEL
     metrics["rows"] = {lang: int(np.sum(data.langs == lang)) for lang in LANGS}
     metrics["weak_rows_de"] = {LABELS[i]: int(n) for i, n in enumerate(np.bincount(weak.labels, minlength=len(LABELS))) if n} if weak else 0
     metrics["artefact"] = {"path": str(path), "bytes": path.stat().st_size, "nonzero_columns": len(weights.columns)}
+    if states is not None:
+        states_path = out_dir / STATES_MODEL_PATH.name
+        train_states_weights(data, states, seed, str(sentiment)).save(states_path)
+        metrics["states_artefact"] = {"path": str(states_path), "bytes": states_path.stat().st_size, "sentiment_file": str(sentiment),
+                                      "state_scale": STATE_SCALE}
+    else:
+        metrics["states_artefact"] = "not trained: the states weights need PyTorch (the [hf] extra)"
     metrics["seed"] = seed
     metrics["c"] = C_VALUE
     metrics["seconds"] = round(time.perf_counter() - started, 1)
@@ -232,7 +300,7 @@ def print_table(metrics: dict) -> None:
     """Print macro-F1 and per-class F1 per language for the model and both baselines."""
     print(f"{'lang':<5}{'system':<24}{'macro_f1':>9}{'acc':>7}" + "".join(f"{label:>10}" for label in LABELS))
     for lang in LANGS:
-        for system in ("model_cv", "model_cv_unsampled_stratum", "lexicon", "majority"):
+        for system in ("model_cv", "model_states_cv", "model_cv_unsampled_stratum", "lexicon", "majority"):
             if system not in metrics[lang]:
                 continue
             s = metrics[lang][system]
@@ -261,7 +329,7 @@ def main(argv: list[str]) -> int:
         data_dir = None
     metrics = train_intent(args.out, data_dir, args.labels, args.seed)
     print_table(metrics)
-    print(json.dumps({k: metrics[k] for k in ("rows", "weak_rows_de", "artefact", "seed", "c", "seconds")}, indent=2))
+    print(json.dumps({k: metrics[k] for k in ("rows", "weak_rows_de", "artefact", "states_artefact", "seed", "c", "seconds")}, indent=2))
     return 0
 
 

@@ -669,9 +669,11 @@ def models(
 # data folder). The fine-tuned e5 models come second: the sentiment one blends with the n-gram
 # model the first trainer writes. The intent set is hand-labelled and lives in nlp/data/intent/.
 TRAINERS: dict[str, tuple[tuple[str, ...], bool]] = {
-    # The shared-pass entity heads read the fine-tuned sentiment encoder: retrained with it.
-    # Then the int8 activation ranges of the new adapters ([nlp] e5_precision).
-    "sentiment": (("nlp.train_sentiment", "nlp.train_e5_sentiment", "nlp.train_e5_shared_ner", "nlp.calibrate_int8"), True),
+    # The shared-pass entity heads and the intent model's states weights read the fine-tuned
+    # sentiment encoder: retrained with it. Then the int8 activation ranges of the new adapters
+    # ([nlp] e5_precision).
+    "sentiment": (("nlp.train_sentiment", "nlp.train_e5_sentiment", "nlp.train_e5_shared_ner", "nlp.train_intent",
+                   "nlp.calibrate_int8"), True),
     "ner": (("nlp.train_ner", "nlp.train_e5_ner", "nlp.train_e5_shared_ner", "nlp.calibrate_int8"), True),
     "intent": (("nlp.train_intent",), False),
     # the distilled static-embedding student and the cascade thresholds (sentiment_mode)

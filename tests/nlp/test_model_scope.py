@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from nlp.brands import BrandMatcher
+from nlp.intent import MODEL_NAME, IntentModel
 from nlp.pipeline import Enricher, build_enricher
 from nlp.records import PostText
 from resonanz.settings import Brand, NlpSettings
@@ -65,10 +66,18 @@ def test_only_brand_posts_get_sentiment_and_entities(enricher: Enricher, scoped:
     spans = by_post(brand_only.entities)
     assert set(spans) <= relevant
     assert spans, "brand posts keep their entities"
-    # Language, relevance, intent and brand mentions cover every post either way.
-    for task in ("language", "relevance", "intent"):
+    # Language, relevance and brand mentions cover every post either way, and so does intent: from
+    # the n-gram weights under this scope (the encoder does not read every post), so its answers
+    # are the n-gram model's where the default reads the sentiment pass's states as well.
+    for task in ("language", "relevance"):
         assert [(a.post_id, a.label) for a in brand_only.annotations if a.task == task] == \
                [(a.post_id, a.label) for a in full.annotations if a.task == task]
+    scoped_intent = [a for a in brand_only.annotations if a.task == "intent"]
+    assert [a.post_id for a in scoped_intent] == [a.post_id for a in full.annotations if a.task == "intent"]
+    ngrams = IntentModel()
+    for post, row in zip(posts, scoped_intent):
+        expected = ngrams.predict([post.text], langs[post.post_id])[0] if langs[post.post_id] in ("en", "de") else None
+        assert row.label == (expected.label if expected else None) and row.model_name == MODEL_NAME
     assert [(m.post_id, m.brand, m.sentiment) for m in brand_only.brand_mentions] == \
            [(m.post_id, m.brand, m.sentiment) for m in full.brand_mentions]
 
@@ -76,7 +85,7 @@ def test_only_brand_posts_get_sentiment_and_entities(enricher: Enricher, scoped:
 def test_the_scope_and_the_brand_list_are_part_of_the_versions(enricher: Enricher, scoped: Enricher,
                                                                demo_brands: list[Brand]) -> None:
     full, brand_only = enricher.model_versions(), scoped.model_versions()
-    assert {task for task in full if full[task] != brand_only[task]} == {"sentiment", "entities"}
+    assert {task for task in full if full[task] != brand_only[task]} == {"sentiment", "entities", "intent"}
     fewer = Enricher(demo_brands[:3], model_scope="brand_posts").model_versions()
     assert fewer["sentiment"] != brand_only["sentiment"] and fewer["entities"] != brand_only["entities"]
     with pytest.raises(ValueError, match="model_scope must be one of all_posts, brand_posts"):

@@ -86,7 +86,9 @@ def test_real_english_and_german_posts(real: Enrichment) -> None:
     # Purchase intent: "I'm NEVER using Amazon again!" is churn; a complaint without leaving is not.
     assert annotation(real, "en2", "intent").label == "churn"
     assert annotation(real, "en1", "intent").label == "complaint"
-    assert annotation(real, "de2", "intent").label == "none"
+    # Sarcasm about the on-board WiFi ("Wisst ihr was geil ist? WLAN in der deutschen Bahn! haha"):
+    # a complaint, which the encoder's states see and the n-grams alone did not ("none").
+    assert annotation(real, "de2", "intent").label == "complaint"
     # The German NER model runs under the brand ruler; brand spans win.
     de = {(e.post_id, e.text, e.label) for e in real.entities if e.post_id.startswith("de")}
     assert {("de1", "@DB_Bahn", "BRAND"), ("de2", "Bahn", "BRAND"), ("de2", "@DB_Bahn", "BRAND")} <= de
