@@ -249,7 +249,7 @@ def sentiment_file(out_dir: Path) -> Path:
     return retrained if retrained.is_file() else FINETUNED_PATH
 
 
-def train_states_weights(data: LabelledIntent, states: np.ndarray, seed: int, sentiment: str) -> IntentWeights:
+def train_states_weights(data: LabelledIntent, states: np.ndarray, seed: int, sentiment: Path) -> IntentWeights:
     """Fit on every labelled row with the scaled states; fold the scaling into the state weights."""
     from nlp.e5_shared import sentiment_digest  # noqa: PLC0415
 
@@ -258,7 +258,7 @@ def train_states_weights(data: LabelledIntent, states: np.ndarray, seed: int, se
     coef, intercept = dense_coef(clf)
     width = IntentFeatures().width
     state_coef = coef[:, width:] * STATE_SCALE / std
-    return IntentWeights.from_dense(coef[:, :width], intercept - state_coef @ mean, state_coef, sentiment_digest(Path(sentiment)))
+    return IntentWeights.from_dense(coef[:, :width], intercept - state_coef @ mean, state_coef, sentiment_digest(sentiment))
 
 
 def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABELLED_PATH, seed: int = 13) -> dict:
@@ -285,7 +285,7 @@ def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABEL
     metrics["artefact"] = {"path": str(path), "bytes": path.stat().st_size, "nonzero_columns": len(weights.columns)}
     if states is not None:
         states_path = out_dir / STATES_MODEL_PATH.name
-        train_states_weights(data, states, seed, str(sentiment)).save(states_path)
+        train_states_weights(data, states, seed, sentiment).save(states_path)
         metrics["states_artefact"] = {"path": str(states_path), "bytes": states_path.stat().st_size, "sentiment_file": str(sentiment),
                                       "state_scale": STATE_SCALE}
     else:

@@ -71,7 +71,7 @@ def test_held_out_quality_floor_with_states_en_and_de(labelled, states: np.ndarr
 def test_stored_weights_equal_the_fitted_model_on_scaled_states(labelled, states: np.ndarray) -> None:
     # The trainer folds standardisation and STATE_SCALE into the state weights and the intercept:
     # the stored model must score exactly what the fitted one scores on the scaled features.
-    weights = train_states_weights(labelled, states, 13, str(FINETUNED_PATH))
+    weights = train_states_weights(labelled, states, 13, FINETUNED_PATH)
     x = featurise(labelled, IntentFeatures())
     scaled = scaled_states(states)[0]
     clf = fit(with_states(x, scaled), labelled.labels, 13)
