@@ -235,4 +235,3 @@ class IntentModel:
                 f"intent model {self.model_path} was trained on the states of another sentiment model than "
                 f"{self.states.path}; {rebuild}"
             )
-
