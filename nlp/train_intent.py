@@ -261,8 +261,11 @@ def train_states_weights(data: LabelledIntent, states: np.ndarray, seed: int, se
     return IntentWeights.from_dense(coef[:, :width], intercept - state_coef @ mean, state_coef, sentiment_digest(sentiment))
 
 
-def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABELLED_PATH, seed: int = 13) -> dict:
-    """Cross-validate, then fit on every labelled row (plus weak rows), save the artefact, return metrics.
+def train_intent(
+    out_dir: Path, data_dir: Path | None, labels_path: Path = LABELLED_PATH, seed: int = 13, cross_validated: bool = True,
+) -> dict:
+    """Cross-validate (unless not `cross_validated`), then fit on every labelled row (plus weak rows),
+    save the artefact, return metrics.
 
     With PyTorch, also the states weights (STATES_MODEL_PATH), on the sentiment file in `out_dir`
     if there is one, else the bundled one."""
@@ -273,7 +276,7 @@ def train_intent(out_dir: Path, data_dir: Path | None, labels_path: Path = LABEL
     weak = read_weak_de(data_dir, set(data.ids)) if data_dir is not None else None
     sentiment = sentiment_file(out_dir) if torch_available() else None
     states = encoder_states(list(data.texts), sentiment) if sentiment is not None else None
-    metrics = evaluate(data, seed, weak, states)
+    metrics = evaluate(data, seed, weak, states) if cross_validated else {}
     features = IntentFeatures()
     weak_xy = (featurise(weak, features), weak.labels) if weak is not None else None
     clf = fit(featurise(data, features), data.labels, seed, weak=weak_xy)

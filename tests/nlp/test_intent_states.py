@@ -12,7 +12,7 @@ import pytest
 
 from nlp.e5_sentiment import FINETUNED_PATH, FineTunedSentimentModel, PooledStates
 from nlp.errors import ModelMissingError
-from nlp.intent import MODEL_NAME, STATES_MODEL_NAME, STATES_MODEL_PATH, IntentFeatures, IntentModel, IntentWeights
+from nlp.intent import MODEL_NAME, MODEL_PATH, STATES_MODEL_NAME, STATES_MODEL_PATH, IntentFeatures, IntentModel, IntentWeights
 from nlp.pipeline import Enricher
 from nlp.records import PostText
 from nlp.train_intent import (
@@ -24,6 +24,7 @@ from nlp.train_intent import (
     held_out_fold,
     read_labelled,
     scaled_states,
+    train_intent,
     train_states_weights,
     with_states,
 )
@@ -135,3 +136,17 @@ def test_pooled_states_stay_bounded() -> None:
     kept.observe("de", [f"Post Nummer {i}" for i in range(10)], np.eye(10, 384, dtype=np.float32))
     assert len(kept._kept) <= 4
     assert kept.lookup("de", "Post Nummer 9") is not None and kept.lookup("de", "Post Nummer 0") is None
+
+
+def test_the_trainer_rebuilds_both_bundled_weights(tmp_path: Path) -> None:
+    # `resonanz train intent` (without its cross-validation): the n-gram weights within the 1.1e-6
+    # lbfgs leaves between runs, the states weights the same, and fitted on the bundled sentiment file.
+    metrics = train_intent(tmp_path, None, cross_validated=False)
+    assert metrics["states_artefact"]["sentiment_file"] == str(FINETUNED_PATH)
+    for name in (MODEL_PATH.name, STATES_MODEL_PATH.name):
+        rebuilt, bundled = IntentWeights.load(tmp_path / name), IntentWeights.load(STATES_MODEL_PATH.with_name(name))
+        assert np.array_equal(rebuilt.columns, bundled.columns)
+        assert np.allclose(rebuilt.coef, bundled.coef, atol=1e-5) and np.allclose(rebuilt.intercept, bundled.intercept, atol=1e-5)
+        assert rebuilt.sentiment == bundled.sentiment and rebuilt.lexicon == bundled.lexicon
+        if bundled.state_coef is not None:
+            assert np.allclose(rebuilt.state_coef, bundled.state_coef, atol=1e-5)
