@@ -38,7 +38,8 @@ SPEED_POSTS = 5_000
 SYSTEMS = {
     "model_states_cv": "intent",
     "model_cv": "intent (n-gram weights alone)",
-    "model_cv_unsampled_stratum": "intent (keyword-free stratum only)",
+    "model_states_cv_unsampled_stratum": "intent (keyword-free stratum only)",
+    "model_cv_unsampled_stratum": "intent (n-gram weights alone, keyword-free stratum only)",
     "lexicon": "intent (lexicon baseline)",
     "majority": "intent (majority baseline)",
 }

@@ -238,6 +238,8 @@ def evaluate(data: LabelledIntent, seed: int = 13, weak: LabelledIntent | None =
         other = rows & unsampled
         if other.any():
             out[lang]["model_cv_unsampled_stratum"] = scores(data.labels[other], oof[other])
+            if oof_states is not None:
+                out[lang]["model_states_cv_unsampled_stratum"] = scores(data.labels[other], oof_states[other])
     return out
 
 
@@ -301,15 +303,15 @@ def train_intent(
 
 def print_table(metrics: dict) -> None:
     """Print macro-F1 and per-class F1 per language for the model and both baselines."""
-    print(f"{'lang':<5}{'system':<24}{'macro_f1':>9}{'acc':>7}" + "".join(f"{label:>10}" for label in LABELS))
+    print(f"{'lang':<5}{'system':<36}{'macro_f1':>9}{'acc':>7}" + "".join(f"{label:>10}" for label in LABELS))
     for lang in LANGS:
-        for system in ("model_cv", "model_states_cv", "model_cv_unsampled_stratum", "lexicon", "majority"):
+        for system in ("model_cv", "model_states_cv", "model_cv_unsampled_stratum", "model_states_cv_unsampled_stratum", "lexicon", "majority"):
             if system not in metrics[lang]:
                 continue
             s = metrics[lang][system]
-            print(f"{lang:<5}{system:<24}{s['macro_f1']:>9.3f}{s['accuracy']:>7.3f}" + "".join(f"{s['f1'][label]:>10.3f}" for label in LABELS))
+            print(f"{lang:<5}{system:<36}{s['macro_f1']:>9.3f}{s['accuracy']:>7.3f}" + "".join(f"{s['f1'][label]:>10.3f}" for label in LABELS))
         support = metrics[lang]["model_cv"]["support"]
-        print(f"{lang:<5}{'support':<24}{metrics[lang]['model_cv']['n']:>9}{'':>7}" + "".join(f"{support[label]:>10}" for label in LABELS))
+        print(f"{lang:<5}{'support':<36}{metrics[lang]['model_cv']['n']:>9}{'':>7}" + "".join(f"{support[label]:>10}" for label in LABELS))
 
 
 def main(argv: list[str]) -> int:
