@@ -89,6 +89,7 @@ class HFModelConfig(Protocol):
     ner_labels: Mapping[str, str]
     ner_aggregation: str
     intent_model: str
+    intent_mode: str
     intent_languages: Sequence[str]
     intent_labels: Mapping[str, str]
 

@@ -40,6 +40,7 @@ RELEVANCE_MODEL = "brand-gazetteer"
 # Which posts the sentiment and entity models read ([nlp] model_scope): every post, or only the
 # posts that name a tracked brand. Language, relevance, brand matches and intent cover every post.
 MODEL_SCOPES = ("all_posts", "brand_posts")
+INTENT_MODES = ("states", "ngrams")
 # Posts handed to `Enricher.enrich` at a time by the enrich task (and bench/enrich.py). The e5 pass
 # fills its batches by piece count per language, so wider calls waste fewer half-empty batches:
 # 256 posts a call ran enrich 1.08-1.19x as fast as 100 on the bench.enrich mix; memory stays
@@ -92,6 +93,7 @@ class Enricher:
         ner_engine: str = "shared",
         e5_precision: str = "auto",
         model_scope: str = "all_posts",
+        intent_mode: str = "states",
     ) -> None:
         """Use the bundled models unless a replacement is given (see `build_enricher` and docs/models.md).
 
@@ -99,17 +101,20 @@ class Enricher:
         languages keep the bundled extractor, whose engine `ner_engine` picks ("e5", "spacy" or
         "shared", which reads the fine-tuned sentiment model's encoder states); `e5_precision`
         is how the bundled e5 encoders run ("auto", "fp32" or "bf16", see nlp.e5_torch.PRECISIONS);
-        `model_scope` is which posts the sentiment and entity models read (MODEL_SCOPES).
+        `model_scope` is which posts the sentiment and entity models read (MODEL_SCOPES);
+        `intent_mode` whether the bundled intent model also reads the sentiment pass's states (INTENT_MODES).
         """
         if model_scope not in MODEL_SCOPES:
             raise ValueError(f"model_scope must be one of {', '.join(MODEL_SCOPES)}, not {model_scope!r}")
+        if intent_mode not in INTENT_MODES:
+            raise ValueError(f"intent_mode must be one of {', '.join(INTENT_MODES)}, not {intent_mode!r}")
         self._brands = list(brands)
         self._brand_posts_only = model_scope == "brand_posts"
         self._language = language if language is not None else LanguageDetector()
         self._sentiment = sentiment if sentiment is not None else build_sentiment_model(precision=e5_precision)
         bundled_entities = EntityExtractor(self._brands, engine=ner_engine, sentiment=self._sentiment, precision=e5_precision)
         self._entities = EntityRouter(bundled_entities, entity_models) if entity_models else bundled_entities
-        self._intent = intent if intent is not None else self._bundled_intent()
+        self._intent = intent if intent is not None else self._bundled_intent(intent_mode)
         # Names recorded on annotation rows: a configured Hugging Face model is "hf/<directory>".
         self._sentiment_name = getattr(self._sentiment, "model_name", SENTIMENT_MODEL)
         self._intent_name = getattr(self._intent, "model_name", INTENT_MODEL)
@@ -122,10 +127,10 @@ class Enricher:
         # Seconds spent per model since construction, for bench/enrich.py.
         self.timings: dict[str, float] = defaultdict(float)
 
-    def _bundled_intent(self) -> IntentModel:
+    def _bundled_intent(self, mode: str) -> IntentModel:
         """The intent model that reads the fine-tuned sentiment pass's pooled states where that pass
-        runs on every post; else the n-gram weights alone (no second encoder pass for intent)."""
-        if self._brand_posts_only or not STATES_MODEL_PATH.is_file() or not torch_available():
+        runs on every post (mode "states"); else the n-gram weights alone (no second encoder pass)."""
+        if mode == "ngrams" or self._brand_posts_only or not STATES_MODEL_PATH.is_file() or not torch_available():
             return IntentModel()
         from nlp.e5_sentiment import finetuned_source  # noqa: PLC0415 - torch-backed
 
@@ -336,4 +341,5 @@ def build_enricher(brands: Sequence[BrandConfig], config: HFModelConfig | None =
             entity_models[lang] = token_models[path]
     language = LanguageDetector(config.expected_languages, config.language_prior, others=config.language_others)
     return Enricher(brands, sentiment=sentiment, entity_models=entity_models, intent=intent, language=language,
-                    ner_engine=config.ner_engine, e5_precision=config.e5_precision, model_scope=config.model_scope)
+                    ner_engine=config.ner_engine, e5_precision=config.e5_precision, model_scope=config.model_scope,
+                    intent_mode=config.intent_mode)

@@ -165,6 +165,10 @@ class NlpSettings(BaseModel):
     ner_aggregation: Literal["simple", "first", "average", "max"] = "first"
     # A sequence-classification model for purchase intent (buy/consider/recommend/complaint/churn/none).
     intent_model: str = "bundled"
+    # The bundled intent model: "states" also reads each post's pooled state from the fine-tuned
+    # sentiment pass (where that pass reads every post; better in English), "ngrams" the n-gram
+    # weights alone (the model before 2026-12-05: keeping it re-reads nothing on upgrade).
+    intent_mode: Literal["states", "ngrams"] = "states"
     intent_languages: list[str] = Field(default_factory=lambda: ["en", "de"])
     intent_labels: dict[str, str] = Field(default_factory=dict)
 

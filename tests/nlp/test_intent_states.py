@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from nlp.e5_sentiment import FINETUNED_PATH, FineTunedSentimentModel, PooledStates
 from nlp.errors import ModelMissingError
 from nlp.intent import MODEL_NAME, MODEL_PATH, STATES_MODEL_NAME, STATES_MODEL_PATH, IntentFeatures, IntentModel, IntentWeights
-from nlp.pipeline import Enricher
+from nlp.pipeline import Enricher, build_enricher
 from nlp.records import PostText
 from nlp.train_intent import (
     STATE_SCALE,
@@ -28,6 +29,7 @@ from nlp.train_intent import (
     train_states_weights,
     with_states,
 )
+from resonanz.settings import NlpSettings
 
 # A little under fold 0 of the seed-13 split with the states (fitted on the other four folds, float32
 # states): measured EN 0.624 (0.580 without states), DE 0.340 (0.370 without: one fold of 110 German
@@ -117,6 +119,17 @@ def test_the_enricher_picks_the_states_weights_only_where_the_pass_runs_on_every
     scoped = Enricher(demo_brands, model_scope="brand_posts")
     assert scoped.model_versions()["intent"].startswith(MODEL_NAME + "@linear.")
     assert "+states." not in scoped.model_versions()["intent"]
+
+
+def test_intent_mode_ngrams_keeps_the_ngram_weights(demo_brands) -> None:
+    # For installations that would rather not re-read their stored posts for the new intent model.
+    chosen = build_enricher(demo_brands, NlpSettings(intent_mode="ngrams")).model_versions()["intent"]
+    assert chosen == f"{MODEL_NAME}@{IntentModel().model_version}"
+    assert build_enricher(demo_brands, NlpSettings()).model_versions()["intent"].startswith(STATES_MODEL_NAME + "@")
+    with pytest.raises(ValueError, match="intent_mode must be one of states, ngrams"):
+        Enricher(demo_brands, intent_mode="embeddings")
+    with pytest.raises(ValidationError):
+        NlpSettings(intent_mode="embeddings")
 
 
 def test_weights_from_another_sentiment_model_are_refused(tmp_path: Path, sentiment: FineTunedSentimentModel) -> None:
