@@ -21,15 +21,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.metrics import cohen_kappa_score
-from sklearn.model_selection import StratifiedKFold
 
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
 from nlp.e5_sentiment import FINETUNED_PATH
-from nlp.intent import LABELS, LANGS, IntentFeatures, IntentModel
-from nlp.train_intent import FOLDS, LABELLED_PATH, encoder_states, evaluate, featurise, fit, read_labelled, scores
+from nlp.intent import LABELS, LANGS, IntentModel
+from nlp.train_intent import LABELLED_PATH, cross_validate, encoder_states, evaluate, read_labelled, scores
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results" / "eval_intent.json"
@@ -95,22 +93,15 @@ FOLD_SEEDS = (13, 1, 2, 3)
 
 
 def encoder_state_rows() -> list[dict]:
-    """Cross-validated macro-F1 of the shipped features plus standardised encoder states at each of
+    """Cross-validated macro-F1 of the n-gram features plus standardised encoder states at each of
     STATE_SCALES, per fold split of FOLD_SEEDS and averaged (how nlp.train_intent.STATE_SCALE was chosen)."""
     data = read_labelled()
-    features = featurise(data, IntentFeatures())
     states = encoder_states(list(data.texts), FINETUNED_PATH)
-    states = (states - states.mean(0)) / (states.std(0) + 1e-6)
-    strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
     rows = []
     for scale in STATE_SCALES:
-        x = sp.hstack([features, sp.csr_matrix(states * scale)], format="csr") if scale else features
-        per_seed = {lang: [] for lang in LANGS}
+        per_seed: dict[str, list[float]] = {lang: [] for lang in LANGS}
         for seed in FOLD_SEEDS:
-            predicted = np.zeros(len(data), dtype=int)
-            for train, test in StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(x, strata):
-                clf = fit(x[train], data.labels[train], 13)
-                predicted[test] = clf.classes_[clf.decision_function(x[test]).argmax(axis=1)]
+            predicted = cross_validate(data, seed, states=states if scale else None, state_scale=scale)
             for lang in LANGS:
                 chosen = data.langs == lang
                 per_seed[lang].append(scores(data.labels[chosen], predicted[chosen])["macro_f1"])

@@ -132,10 +132,10 @@ def encoder_states(texts: list[str], sentiment_path: Path) -> np.ndarray:
     return np.stack([kept.lookup("any", text) for text in texts])
 
 
-def scaled_states(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the states standardised and multiplied by STATE_SCALE, with their mean and std."""
+def scaled_states(states: np.ndarray, scale: float = STATE_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the states standardised and multiplied by `scale`, with their mean and std."""
     mean, std = states.mean(axis=0), states.std(axis=0) + 1e-6
-    return (states - mean) / std * STATE_SCALE, mean, std
+    return (states - mean) / std * scale, mean, std
 
 
 def with_states(x: sp.csr_matrix, scaled: np.ndarray | None) -> sp.csr_matrix:
@@ -174,14 +174,15 @@ def dense_coef(clf: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
 def cross_validate(
     data: LabelledIntent, seed: int = 13, c_value: float = C_VALUE, folds: int = FOLDS,
     weak: LabelledIntent | None = None, features: IntentFeatures | None = None, states: np.ndarray | None = None,
+    state_scale: float = STATE_SCALE,
 ) -> np.ndarray:
     """Return out-of-fold predicted label indices from stratified k-fold CV (strata: language x label).
 
     Weak rows, if given, join every training fold and are never scored. `states` (the rows'
-    pooled encoder states) join the features as the states weights read them.
+    pooled encoder states) join the features as the states weights read them, scaled by `state_scale`.
     """
     features = features or IntentFeatures()
-    x = with_states(featurise(data, features), None if states is None else scaled_states(states)[0])
+    x = with_states(featurise(data, features), None if states is None else scaled_states(states, state_scale)[0])
     weak_xy = (featurise(weak, features), weak.labels) if weak is not None and len(weak) else None
     strata = np.array([f"{lang}:{label}" for lang, label in zip(data.langs, data.labels)])
     predicted = np.zeros(len(data), dtype=int)
