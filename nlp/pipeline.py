@@ -24,7 +24,7 @@ from nlp.hf_models import (
     is_bundled,
 )
 from nlp.intent import MODEL_NAME as INTENT_MODEL
-from nlp.intent import STATES_MODEL_PATH, IntentModel, IntentResult
+from nlp.intent import IntentModel, IntentResult
 from nlp.language import MODEL_NAME as LANGUAGE_MODEL
 from nlp.language import LanguageDetector, LanguageGuess
 from nlp.records import Annotation, BrandMention, Enrichment, EntitySpan, PostText, Task
@@ -130,7 +130,9 @@ class Enricher:
     def _bundled_intent(self, mode: str) -> IntentModel:
         """The intent model that reads the fine-tuned sentiment pass's pooled states where that pass
         runs on every post (mode "states"); else the n-gram weights alone (no second encoder pass)."""
-        if mode == "ngrams" or self._brand_posts_only or not STATES_MODEL_PATH.is_file() or not torch_available():
+        # A missing states file is not a reason to switch models quietly (and re-read every post
+        # under another version): IntentModel stops with a message naming the command that rebuilds it.
+        if mode == "ngrams" or self._brand_posts_only or not torch_available():
             return IntentModel()
         from nlp.e5_sentiment import finetuned_source  # noqa: PLC0415 - torch-backed
 

@@ -138,6 +138,8 @@ def test_weights_from_another_sentiment_model_are_refused(tmp_path: Path, sentim
     IntentWeights(weights.columns, weights.coef, weights.intercept, weights.lexicon, weights.state_coef, "000000000000").save(stale)
     with pytest.raises(ModelMissingError, match="another sentiment model"):
         IntentModel(stale, states=sentiment).predict(EN_POSTS[:1], "en")
+    with pytest.raises(ModelMissingError, match="is missing; rebuild it with `python -m nlp.train_intent`"):
+        IntentModel(tmp_path / "absent.npz", states=sentiment).predict(EN_POSTS[:1], "en")
     ngram_only = tmp_path / "ngrams.npz"
     shutil.copy(STATES_MODEL_PATH.with_name("intent_linear.npz"), ngram_only)
     with pytest.raises(ModelMissingError, match="no weights for the sentiment encoder's states"):
