@@ -71,8 +71,8 @@ class CachedEmbeddings(SentimentModel):
         return np.stack([np.load(self._cache_dir / f"{k}.npy") for k in keys]) if keys else np.zeros((0, 384), np.float32)
 
 
-def germeval_posts(data_dir: Path) -> list[TargetedPost]:
-    """Return GermEval-2017 dev documents with >= 2 distinct explicit target spans (offsets verified)."""
+def germeval_posts(data_dir: Path, min_targets: int = 2) -> list[TargetedPost]:
+    """Return GermEval-2017 dev documents with >= `min_targets` distinct explicit target spans (offsets verified)."""
     root = ElementTree.parse(data_dir / GERMEVAL_XML).getroot()
     posts = []
     for doc in root.iter("Document"):
@@ -83,7 +83,7 @@ def germeval_posts(data_dir: Path) -> list[TargetedPost]:
             # Implicit opinions (target NULL, 0..0) and the ~7% whose offsets miss the text are skipped.
             if end > start and end <= MAX_CHARS and text[start:end] == opinion.get("target"):
                 by_span.setdefault((start, end), opinion.get("polarity", ""))
-        if len(by_span) >= 2:
+        if len(by_span) >= min_targets:
             spans = sorted(by_span)
             posts.append(TargetedPost(doc.get("id", ""), text, "de", spans, [by_span[s] for s in spans]))
     return posts
