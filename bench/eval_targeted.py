@@ -29,8 +29,8 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
-from nlp.sentiment import SentimentModel
-from nlp.targeted import TargetedSentiment
+from nlp.sentiment import SentimentModel, SentimentResult
+from nlp.targeted import PostSentimentModel, TargetedSentiment
 from nlp.text import MAX_CHARS
 
 BENCH = Path(__file__).resolve().parent
@@ -104,18 +104,23 @@ def twcs_posts(data_dir: Path, labels_path: Path = TWCS_LABELS) -> list[Targeted
     ]
 
 
-def score_posts(posts: list[TargetedPost], model: SentimentModel) -> dict:
-    """Return per-target gold, baseline and targeted labels, and which posts mix polarities."""
-    targeted = TargetedSentiment(model)
+def post_sentiments(posts: list[TargetedPost], model: PostSentimentModel) -> list[SentimentResult | None]:
+    """Return each post's own sentiment, with one model call per language."""
     by_lang: dict[str, list[int]] = {}
     for i, post in enumerate(posts):
         by_lang.setdefault(post.lang, []).append(i)
-    post_results: list = [None] * len(posts)
+    results: list[SentimentResult | None] = [None] * len(posts)
     for lang, indices in by_lang.items():
         for i, result in zip(indices, model.predict([posts[i].text[:MAX_CHARS] for i in indices], lang)):
-            post_results[i] = result
+            results[i] = result
+    return results
+
+
+def score_posts(posts: list[TargetedPost], model: SentimentModel) -> dict:
+    """Return per-target gold, baseline and targeted labels, and which posts mix polarities."""
+    targeted = TargetedSentiment(model)
     gold, base, ours, mixed = [], [], [], []
-    for post, post_result in zip(posts, post_results):
+    for post, post_result in zip(posts, post_sentiments(posts, model)):
         found = targeted.predict(post.text[:MAX_CHARS], post.lang, post.spans, post_result)
         gold += post.gold
         base += [post_result.label if post_result else "neutral"] * len(post.spans)

@@ -32,7 +32,7 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from bench.eval_targeted import DATA, GERMEVAL_XML, TWCS_TWEETS, TargetedPost, germeval_posts, twcs_posts
+from bench.eval_targeted import DATA, GERMEVAL_XML, TWCS_TWEETS, TargetedPost, germeval_posts, post_sentiments, twcs_posts
 from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
 from nlp.e5_sentiment import FineTunedSentimentModel
@@ -85,14 +85,7 @@ def target_inputs(model: FineTunedSentimentModel, posts: list[TargetedPost]) -> 
     rule = TargetedSentiment(model)
     blocks: dict[str, list[np.ndarray]] = {"target": [], "window": [], "post": [], "clause": []}
     labels, documents, several = [], [], []
-    by_lang: dict[str, list[int]] = {}
-    for i, post in enumerate(posts):
-        by_lang.setdefault(post.lang, []).append(i)
-    post_results: list = [None] * len(posts)
-    for lang, indices in by_lang.items():
-        for i, result in zip(indices, model.predict([posts[i].text[:MAX_CHARS] for i in indices], lang)):
-            post_results[i] = result
-    for number, (post, post_result) in enumerate(zip(posts, post_results)):
+    for number, (post, post_result) in enumerate(zip(posts, post_sentiments(posts, model))):
         text = post.text[:MAX_CHARS]
         pieces, starts = post_pieces(encoder.tokenizer, text)
         ids, mask = pad_batch(encoder.tokenizer, [pieces])
