@@ -408,9 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (DATA / "sentiment_tweeteval_en").is_dir():
         print(f"bench/enrich.py: data folder {DATA} is absent: the mix is the bundled sample only and "
               "quality columns are skipped; set RESONANZ_DATA to the shared data folder for the full run.")
-    # With --only, the other options keep their rows from the last full run.
-    previous = json.loads(RESULTS.read_text(encoding="utf-8"))["options"] if args.only and RESULTS.exists() else []
-    rows = [row for row in previous if row.get("option") in OPTIONS and row["option"] not in args.only]
+    # With --only, the other options keep their rows from the last full run, each with the machine it
+    # ran on (rows written before rows named theirs take the file's).
+    stored = json.loads(RESULTS.read_text(encoding="utf-8")) if args.only and RESULTS.exists() else {"options": []}
+    rows = [{**row, "machine": row.get("machine", stored.get("machine"))} for row in stored["options"]
+            if row.get("option") in OPTIONS and row["option"] not in args.only]
     names = args.only or list(OPTIONS)
     runs: dict[str, list[dict]] = defaultdict(list)
     for repeat in range(args.repeats):  # options alternate, so a slow spell on the machine hits all of them
@@ -425,10 +427,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"  {runs[name][-1]['posts_per_second']} posts/s, load {runs[name][-1]['loadavg_before']}", flush=True)
-    rows += [median_run(runs[name]) for name in names]
+    machine = machine_info()
+    rows += [{**median_run(runs[name]), "machine": machine} for name in names]
     scores = quality() if (DATA / "sentiment_tweeteval_en").is_dir() else {}
     rows.sort(key=lambda row: list(OPTIONS).index(row["option"]))
-    report = {"options": rows, "quality": scores, "batch_size": BATCH, "machine": machine_info()}
+    report = {"options": rows, "quality": scores, "batch_size": BATCH, "machine": machine}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table(rows, scores))
