@@ -37,7 +37,7 @@ from bench.machine import machine_info
 from bench.rows import print_rows, row, write_results
 from nlp.e5_sentiment import FineTunedSentimentModel, PooledStates, pooled_logits
 from nlp.e5_torch import require_torch
-from nlp.sentiment import ngram_counts, tfidf
+from nlp.sentiment import LexicalHead
 from nlp.sentiment_data import LabelledTexts, read_semeval_pool, read_tweeteval_val, read_umsab, tweet_key, without
 from nlp.train_sentiment import LEXICAL_RECIPE, UMSAB_EN_WEIGHT, _fit_lexical, _log_softmax, build_datasets
 
@@ -108,7 +108,8 @@ def cross_fitted_ngrams(pool: LabelledTexts, unseen: LabelledTexts, umsab_en: La
         with threadpool_limits(2):
             coef, intercept, idf = _fit_lexical([umsab_en, rest], [UMSAB_EN_WEIGHT, 1.0], SEED, *LEXICAL_RECIPE["en"])
         rows = np.flatnonzero(fold == k)
-        out[rows] = _log_softmax(np.asarray(tfidf(ngram_counts([unseen.texts[i] for i in rows]), idf) @ coef.T + intercept))
+        fold_model = LexicalHead(("en",), coef[None], intercept[None], idf[None], np.zeros(1, np.float32), np.ones(1, np.float32))
+        out[rows] = fold_model.log_probabilities([unseen.texts[i] for i in rows], "en")
         print(f"bench.sentiment_stacking: n-gram fold {k + 1}/{FOLDS}", flush=True)
     return out
 
