@@ -9,7 +9,10 @@ entities and intent at once, is ~85-90%). This looks inside that step on the sam
 * the Python parts of the step, timed around the functions that do them: tokenising into pieces
   (`post_pieces`), the n-gram model's counts, the entity heads' tagging (`observe`), and the
   intent step's features, which run outside the sentiment step;
-* the CPU's matrix units (AMX, VNNI) and the precision `auto` chose.
+* the CPU's matrix units (AMX, VNNI) and the precision `auto` chose;
+* how many pieces the encoder reads, padding included, when the same posts come in calls of 256
+  or of `nlp.pipeline.POSTS_PER_CALL` (1024): each call's texts of a language are sorted by length
+  and cut into batches by a piece budget, so a wider call pads less.
 
 Figures are shares, so a machine that is busy with other work shifts them less than it shifts
 posts/s. Usage: python -m bench.encoder_profile [--posts-per-language 1000]; writes
@@ -29,9 +32,9 @@ from typing import Any
 
 from bench.machine import machine_info
 from bench.rows import write_results
+from nlp.pipeline import POSTS_PER_CALL
 
 RESULTS = Path(__file__).parent / "results" / "encoder_profile.json"
-BATCH = 500  # posts per enrich call, as bench.enrich
 TOP_OPS = 15
 
 
@@ -73,6 +76,24 @@ def timed_functions(targets: list[tuple[Any, str, str]]) -> Iterator[dict[str, f
             setattr(owner, name, original)
 
 
+def padding_by_call_size(pieces_by_lang: dict[str, list[int]], call_sizes: tuple[int, ...]) -> dict[str, dict[str, int]]:
+    """Return, per posts per call, the encoder batches and padded pieces for texts whose piece counts
+    (with <s> and </s>) are `pieces_by_lang`, the languages interleaved in calls as in the mix."""
+    from nlp.e5_torch import inference_batches
+
+    out = {}
+    for size in call_sizes:
+        batches = padded = 0
+        for lengths in pieces_by_lang.values():
+            share = size // len(pieces_by_lang)  # the mix alternates languages post by post
+            for start in range(0, len(lengths), share):
+                for rows in inference_batches(lengths[start : start + share]):
+                    batches += 1
+                    padded += len(rows) * max(lengths[start + i] for i in rows)
+        out[str(size)] = {"batches": batches, "padded_pieces": padded, "real_pieces": sum(map(sum, pieces_by_lang.values()))}
+    return out
+
+
 def matrix_units() -> dict[str, bool]:
     """Return which int8/bfloat16 matrix instructions this CPU offers PyTorch."""
     import torch
@@ -108,12 +129,19 @@ def profile(per_language: int) -> dict:
     ]
     with timed_functions(targets) as python_parts, torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         started = time.perf_counter()
-        for i in range(0, len(posts), BATCH):
-            enricher.enrich(posts[i : i + BATCH])
+        for i in range(0, len(posts), POSTS_PER_CALL):  # as the enrich task hands them over
+            enricher.enrich(posts[i : i + POSTS_PER_CALL])
         seconds = time.perf_counter() - started
     steps = dict(enricher.timings)
+    padding = {}
+    if sentiment is not None:  # after the timed pass: tokenising here first would warm its word cache
+        # Piece counts as the encoder reads them (posts only: per-brand clauses ride along in the product).
+        lengths = {lang: [len(nlp.e5_sentiment.post_pieces(sentiment.tokenizer, p.text)[0]) + 2 for p in posts[first::2]]
+                   for lang, first in (("en", 0), ("de", 1))}
+        padding = padding_by_call_size(lengths, (256, POSTS_PER_CALL))
     return {
         "posts": len(posts),
+        "posts_per_call": POSTS_PER_CALL,
         "mix": sources,
         "seconds_under_profiler": round(seconds, 2),
         "precision": sentiment.precision if sentiment else "none",
@@ -122,6 +150,7 @@ def profile(per_language: int) -> dict:
         "python_parts_seconds": {k: round(v, 2) for k, v in python_parts.items()},
         "torch_ops_seconds": round(sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e6, 2),
         "top_ops": op_shares(prof.key_averages()),
+        "padding_by_posts_per_call": padding,
     }
 
 
@@ -137,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch operators' own time: {result['torch_ops_seconds']} s")
     for op in result["top_ops"]:
         print(f"  {op['op']:<32} {op['seconds']:>7.3f} s  {op['calls']:>6} calls  {op['share']:.1%}")
+    for size, counts in result["padding_by_posts_per_call"].items():
+        print(f"calls of {size} posts: {counts['batches']} encoder batches, {counts['padded_pieces']:,} pieces padded "
+              f"for {counts['real_pieces']:,} real")
     write_results(RESULTS, [], machine=machine_info(), **result)
     print(f"wrote {RESULTS}")
     return 0

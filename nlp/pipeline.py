@@ -43,10 +43,10 @@ MODEL_SCOPES = ("all_posts", "brand_posts")
 INTENT_MODES = ("states", "ngrams")
 # Posts handed to `Enricher.enrich` at a time by the enrich task (and bench/enrich.py). The e5 pass
 # sorts each language's texts by length and fills batches up to a piece budget, so a wider call pads
-# less and cuts fewer half-empty batches: on the 2,000 posts of the bench.enrich mix, groups of 128
-# texts per language (calls of 256 posts) padded to 71,622 pieces in 82 batches, groups of 512
-# (calls of 1024) to 65,284 in 68, for 62,210 real pieces. 256 posts a call had run 1.08-1.19x as fast as 100;
-# bench.enrich has 1024 against 256 (shared_calls_256). Peak memory did not move (~1.4 GB, the models).
+# less and cuts fewer half-empty batches: on the 2,000 posts of the bench.enrich mix, calls of 256
+# posts padded to 71,622 pieces in 82 batches, calls of 1024 to 65,284 in 68, for 62,210 real pieces
+# (bench.encoder_profile). 256 posts a call had run 1.08-1.19x as fast as 100; bench.enrich has
+# 1024 against 256 (shared_calls_256). Peak memory did not move (~1.4 GB, the models).
 POSTS_PER_CALL = 1024
 
 

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from bench.encoder_profile import op_shares, timed_functions
+from bench.encoder_profile import op_shares, padding_by_call_size, timed_functions
 
 torch = pytest.importorskip("torch")
 
@@ -41,3 +41,14 @@ def test_timed_functions_time_calls_and_put_the_originals_back() -> None:
         assert holder.slow_sum is not slow_sum
     assert holder.slow_sum is slow_sum
     assert set(seconds) == {"summing"} and seconds["summing"] > 0
+
+
+def test_padding_counts_each_calls_batches_per_language() -> None:
+    lengths = {"en": [5, 50, 5, 50], "de": [7, 7, 7, 7]}
+    counts = padding_by_call_size(lengths, (2, 4, 8))
+    # Calls of 2 posts: one text per language a call, each its own batch, no padding.
+    assert counts["2"] == {"batches": 8, "padded_pieces": 138, "real_pieces": 138}
+    # Calls of 4: two texts per language; a short and a long English text share a batch padded to 50.
+    assert counts["4"] == {"batches": 4, "padded_pieces": 2 * 100 + 2 * 14, "real_pieces": 138}
+    # Calls of 8: each language's four texts in one batch, padded to its longest.
+    assert counts["8"] == {"batches": 2, "padded_pieces": 4 * 50 + 4 * 7, "real_pieces": 138}
